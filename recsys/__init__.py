@@ -1,0 +1,1 @@
+"""Multi-task movie recommender on MovieLens 100K (TensorFlow Recommenders)."""

@@ -1,0 +1,6 @@
+"""`python -m recsys ...`"""
+import sys
+
+from recsys.cli import main
+
+sys.exit(main())

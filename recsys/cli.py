@@ -1,0 +1,200 @@
+"""Command line: `python -m recsys {data,train,runs,...}`. Bad input exits 2 with one line."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from recsys.errors import UserError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up noise off the CLI
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    p = _Parser(prog="python -m recsys", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("data", help="load MovieLens 100K and report where it came from")
+    d.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    d.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("train", help="train a run (or return the stored one)")
+    t.add_argument("--rating-weight", type=_float, required=True)
+    t.add_argument("--retrieval-weight", type=_float, required=True)
+    t.add_argument("--preset", default="default")
+    t.add_argument("--epochs", type=_int)
+    t.add_argument("--batch-size", type=_int)
+    t.add_argument("--learning-rate", type=_float)
+    t.add_argument("--optimizer")
+    t.add_argument("--seed", type=_int, default=42)
+    t.add_argument("--split-seed", type=_int, default=42)
+    t.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    t.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("runs", help="list stored runs")
+    r.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("index", help="Annoy against exact search: recall@10 and query times")
+    i.add_argument("--run", help="run id (default: the app's default run)")
+    i.add_argument("--rebuild", action="store_true", help="rebuild the indexes first")
+    i.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("recommend", help="top-k movies for a user")
+    c.add_argument("--user", required=True)
+    c.add_argument("--k", type=_int, default=10)
+    how = c.add_mutually_exclusive_group()
+    how.add_argument("--exact", dest="method", action="store_const", const="exact")
+    how.add_argument("--annoy", dest="method", action="store_const", const="annoy")
+    c.add_argument("--include-rated", action="store_true", help="keep movies the user already rated")
+    c.add_argument("--run")
+    c.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="movies whose title contains WORD, their neighbours, a fan's picks")
+    s.add_argument("word")
+    s.add_argument("--k", type=_int, default=10)
+    s.add_argument("--movie", help="which match to expand (default: the most rated)")
+    s.add_argument("--run")
+    s.add_argument("--json", action="store_true")
+    return p
+
+
+def _progress_bar(event: dict) -> None:
+    width = 30
+    done = event["epoch"] / event["epochs"]
+    bar = "#" * int(width * done) + "-" * (width - int(width * done))
+    losses = " ".join(f"{k}={event[k]:.4f}" for k in ("rating_loss", "retrieval_loss") if k in event)
+    print(f"\r[{bar}] epoch {event['epoch']}/{event['epochs']} {losses} "
+          f"val_rmse={event['val_rmse']:.3f} val_top100={event['val_top_100_accuracy']:.3f} "
+          f"eta {event['eta_seconds']:.0f}s", end="", file=sys.stderr, flush=True)
+
+
+def cmd_data(args) -> dict:
+    """Load the data; print its source and counts."""
+    from recsys import data
+
+    return data.load(args.data).summary()
+
+
+def cmd_train(args) -> dict:
+    """Train (or fetch from the cache) one run."""
+    from recsys.config import RunConfig
+
+    config = RunConfig(rating_weight=args.rating_weight, retrieval_weight=args.retrieval_weight,
+                       preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
+                       split_seed=args.split_seed).validate()  # before TensorFlow is even imported
+    if args.data and not os.path.exists(args.data):
+        raise UserError(f"data path {args.data} does not exist")
+    from recsys.catalog import cached_run
+
+    hit = cached_run(config, args.data)
+    if hit is not None:  # answer from the store without importing TensorFlow
+        return {"run_id": hit.run_id, "cached": True, "train_seconds": hit.info.get("train_seconds"),
+                "metrics": hit.metrics}
+    from recsys.train import train
+
+    result = train(config, progress=None if args.json else _progress_bar, data_path=args.data)
+    if not args.json:
+        print(file=sys.stderr)
+    return result.to_json()
+
+
+def cmd_runs(args) -> list:
+    """List the stored runs, marking the app's default."""
+    from recsys.catalog import run_summaries
+
+    return run_summaries()
+
+
+def cmd_index(args) -> dict:
+    """Measure Annoy against exact search on the run's embeddings."""
+    from recsys import index
+    from recsys.recommend import open_run
+
+    rec = open_run(args.run)
+    if args.rebuild:
+        rec.build_index()
+    queries = np.stack([rec.query(r) for r in range(rec.prep.spec.n_users)])
+    out = index.measure(rec.index, queries, rec.candidates)
+    out["run_id"] = rec.run.run_id
+    out["n_trees"], out["search_k"] = rec.index.meta["n_trees"], rec.index.search_k
+    out["annoy_dot_metric_recall_at_10"] = round(index.dot_metric_recall(queries, rec.candidates), 4)
+    return out
+
+
+def _records(frame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records")) if frame is not None else None
+
+
+def cmd_recommend(args) -> dict:
+    """Top-k recommendations for one user."""
+    from recsys.recommend import open_run
+
+    rec = open_run(args.run)
+    method = args.method or "exact"
+    top = rec.recommend(args.user, args.k, method=method, exclude_rated=not args.include_rated)
+    return {"run_id": rec.run.run_id, "user": str(args.user), "method": method, "recommendations": _records(top)}
+
+
+def cmd_search(args) -> dict:
+    """Keyword search over titles, expanded for one match."""
+    from recsys import search
+    from recsys.recommend import open_run
+
+    search.check_keyword(args.word)  # fail fast, before loading a model
+    rec = open_run(args.run)
+    found = rec.keyword(args.word, args.k, movie_id=args.movie)
+    return {**found, "run_id": rec.run.run_id, "matches": _records(found["matches"]),
+            "neighbours": _records(found["neighbours"]), "recommendations": _records(found["recommendations"])}
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "runs": cmd_runs, "index": cmd_index,
+            "recommend": cmd_recommend, "search": cmd_search}
+
+
+def _print_human(out) -> None:
+    if isinstance(out, dict):
+        for k, v in out.items():
+            print(f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    else:
+        for item in out:
+            print(json.dumps(item))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the process exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        out = COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out, default=lambda x: None if isinstance(x, float) and math.isnan(x) else str(x)))
+    else:
+        _print_human(out)
+    return 0

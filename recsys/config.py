@@ -1,0 +1,77 @@
+"""A run's configuration, its validation, and its content-addressed id."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from recsys import presets
+from recsys.errors import UserError
+from recsys.optim import OPTIMIZERS
+
+# Bump when a code change alters what a config trains to, so old runs are not reused.
+MODEL_VERSION = "1"
+MAX_EPOCHS = 1000
+MAX_BATCH = 65536
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the user chose; unset fields fall back to the preset's values."""
+
+    rating_weight: float = 1.0
+    retrieval_weight: float = 1.0
+    preset: str = "default"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: str | None = None
+    seed: int = 42
+    split_seed: int = 42
+
+    def validate(self) -> "RunConfig":
+        """Raise UserError for weights, epochs, preset or optimiser that make no sense."""
+        for name in ("rating_weight", "retrieval_weight"):
+            w = getattr(self, name)
+            if not isinstance(w, (int, float)) or math.isnan(w) or math.isinf(w) or w < 0:
+                raise UserError(f"{name.replace('_', ' ')} must be a finite number >= 0, got {w}")
+        if self.rating_weight == 0 and self.retrieval_weight == 0:
+            raise UserError("at least one of the rating and retrieval weights must be above 0")
+        preset = presets.get(self.preset)
+        epochs = self.epochs if self.epochs is not None else preset.epochs
+        if not isinstance(epochs, int) or epochs < 1 or epochs > MAX_EPOCHS:
+            raise UserError(f"epochs must be between 1 and {MAX_EPOCHS}, got {epochs}")
+        if self.batch_size is not None and not (1 <= self.batch_size <= MAX_BATCH):
+            raise UserError(f"batch size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
+        if self.learning_rate is not None and not (0 < self.learning_rate <= 10):
+            raise UserError(f"learning rate must be in (0, 10], got {self.learning_rate}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        return self
+
+    def resolved_preset(self) -> presets.Preset:
+        """The preset with this config's overrides applied."""
+        return presets.with_overrides(
+            presets.get(self.preset), epochs=self.epochs, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, optimizer=self.optimizer)
+
+    def to_dict(self) -> dict:
+        """The config as stored in config.json, with the preset spelled out."""
+        return {**asdict(self), "resolved": self.resolved_preset().to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """Inverse of `to_dict`."""
+        return cls(**{k: v for k, v in d.items() if k != "resolved"})
+
+
+def run_id(config: RunConfig, data_fingerprint: str) -> str:
+    """Hash of the resolved config, the data and the model code version."""
+    d = config.to_dict()
+    # Weights 1 and 1.0 are the same run.
+    d["rating_weight"], d["retrieval_weight"] = float(d["rating_weight"]), float(d["retrieval_weight"])
+    for k in ("epochs", "batch_size", "learning_rate", "optimizer"):
+        d.pop(k)  # already inside "resolved"; an explicit default is the same run
+    blob = json.dumps({"config": d, "data": data_fingerprint, "code": MODEL_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,54 @@
+"""Score a trained model: all movies in one matrix product over cached embeddings."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from recsys import metrics
+from recsys.baseline import per_user_items
+from recsys.model import MultiTaskModel
+from recsys.prepare import Prepared
+
+
+@tf.function(reduce_retracing=True)
+def _query(model: MultiTaskModel, user: tf.Tensor, timestamp: tf.Tensor) -> tf.Tensor:
+    return model.query_tower({"user": user, "timestamp": timestamp})
+
+
+def query_embeddings(model: MultiTaskModel, user: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """Query-tower output for (user row, time) pairs."""
+    return _query(model, tf.constant(user, tf.int32), tf.constant(timestamp, tf.float32)).numpy()
+
+
+def predict_ratings(model: MultiTaskModel, query: np.ndarray, candidates: np.ndarray, user: np.ndarray,
+                    movie: np.ndarray) -> np.ndarray:
+    """Rating-head predictions for (user, movie) pairs, given their embeddings."""
+    out = model.rating_head(tf.constant(query), tf.constant(candidates[movie]), tf.constant(user, tf.int32),
+                            tf.constant(movie, tf.int32))
+    return out.numpy().ravel()
+
+
+def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray], recall: bool = True
+             ) -> dict[str, float]:
+    """RMSE, top-k accuracy (FactorizedTopK's definition) and filtered recall on `part`."""
+    candidates = model.candidate_embeddings(prep.spec.n_movies)
+    query = query_embeddings(model, part["user"], part["timestamp"])
+    out = {"rmse": metrics.rmse(predict_ratings(model, query, candidates, part["user"], part["movie"]),
+                                part["rating"])}
+    ranks = metrics.pair_ranks(query, candidates, part["movie"])
+    out.update(metrics.top_k_accuracy(ranks))
+    if recall:
+        users = np.arange(prep.spec.n_users)
+        scores = query_embeddings(model, users, prep.last_timestamp) @ candidates.T
+        out.update(metrics.filtered_recall(scores, prep.seen, per_user_items(part, prep.spec.n_users)))
+    return out
+
+
+def full_softmax_loss(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray]) -> float:
+    """Mean cross-entropy of the true movie against the whole catalogue (no sampling)."""
+    candidates = model.candidate_embeddings(prep.spec.n_movies)
+    query = query_embeddings(model, part["user"], part["timestamp"])
+    logits = (query @ candidates.T) / model.preset.temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(logits).sum(axis=1))
+    return float(np.mean(log_z - logits[np.arange(len(logits)), part["movie"]]))

@@ -1,0 +1,167 @@
+"""The cached trainer: a config trains once; the same config later returns its stored run."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from recsys import index as annoy_index
+from recsys import runs
+from recsys.config import RunConfig, run_id
+from recsys.errors import UserError
+from recsys.evaluate import evaluate, full_softmax_loss
+from recsys.model import MultiTaskModel
+from recsys.optim import make_optimizer
+from recsys.prepare import Prepared, prepare
+
+ProgressFn = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished run and whether it came from the cache."""
+
+    run: runs.Run
+    cached: bool
+
+    def to_json(self) -> dict:
+        """What `python -m recsys train --json` prints."""
+        return {"run_id": self.run.run_id, "cached": self.cached,
+                "train_seconds": self.run.info.get("train_seconds"), "metrics": self.run.metrics}
+
+
+def build_model(prep: Prepared, config: RunConfig) -> MultiTaskModel:
+    """A fresh, built model for `config` on `prep`'s features."""
+    preset = config.resolved_preset()
+    popularity = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
+    model = MultiTaskModel(prep.spec, preset, config.rating_weight, config.retrieval_weight,
+                           mean_rating=float(prep.train["rating"].mean()), movie_popularity=popularity)
+    model({k: tf.constant(v[:2]) for k, v in _inputs(prep.train).items()})  # create the variables
+    return model
+
+
+def _inputs(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"user": part["user"], "movie": part["movie"], "rating": part["rating"],
+            "timestamp": part["timestamp"].astype(np.float32)}
+
+
+def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
+    """Rebuild a stored run's model and load its best weights."""
+    model = build_model(prep, run.config)
+    with np.load(run.path / "weights.npz") as w:
+        model.set_weights([w[f"w{i}"] for i in range(len(w.files))])
+    return model
+
+
+def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict) -> float:
+    """The weighted objective on validation: rating MSE plus full-catalogue cross-entropy."""
+    loss = 0.0
+    if model.rating_weight > 0:
+        loss += model.rating_weight * val_metrics["rmse"] ** 2
+    if model.retrieval_weight > 0:
+        loss += model.retrieval_weight * full_softmax_loss(model, prep, prep.val)
+    return loss
+
+
+class _EpochEnd(tf.keras.callbacks.Callback):
+    """Validation, best-weights tracking, early stopping, progress and TensorBoard."""
+
+    def __init__(self, prep: Prepared, epochs: int, patience: int, folder, progress: ProgressFn | None):
+        super().__init__()
+        self.prep, self.epochs, self.patience, self.progress = prep, epochs, patience, progress
+        self.folder = folder
+        self.history: list[dict] = []
+        self.best = (np.inf, 0, None)  # (selection loss, epoch, weights)
+        self.start = time.perf_counter()
+        self.writer = tf.summary.create_file_writer(str(folder / "tensorboard"))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        val = evaluate(self.model, self.prep, self.prep.val, recall=False)
+        sel = selection_loss(self.model, self.prep, val)
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               **{f"val_{k}": v for k, v in val.items()}, "val_selection_loss": sel,
+               "elapsed_seconds": time.perf_counter() - self.start}
+        self.history.append(row)
+        if sel < self.best[0]:
+            self.best = (sel, epoch + 1, [w.copy() for w in self.model.get_weights()])
+        with self.writer.as_default(step=epoch + 1):
+            for k, v in row.items():
+                if k != "epoch":
+                    tf.summary.scalar(k, v)
+        stop = self.patience and epoch + 1 - self.best[1] >= self.patience
+        if stop:
+            self.model.stop_training = True
+        per_epoch = row["elapsed_seconds"] / (epoch + 1)
+        event = {**row, "epochs": self.epochs, "best_epoch": self.best[1], "stopping": bool(stop),
+                 "eta_seconds": 0.0 if stop else per_epoch * (self.epochs - epoch - 1)}
+        runs.write_json(self.folder / "progress.json", event)
+        if self.progress:
+            self.progress(event)
+
+
+def _claim(rid: str):
+    """Create the partial folder, refusing if a live process is already training it."""
+    folder = runs.partial_path(rid)
+    pid_file = folder / "pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+            raise UserError(f"run {rid} is already being trained by process {pid_file.read_text()}")
+        except (ProcessLookupError, ValueError):
+            pass  # a dead trainer left it behind; start over
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    pid_file.write_text(str(os.getpid()))
+    return folder
+
+
+def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn | None = None,
+          data_path: str | None = None) -> TrainResult:
+    """Train `config` (or return its stored run) and store it atomically under artifacts/runs."""
+    config.validate()
+    prep = prep or prepare(data_path, config.split_seed)
+    rid = run_id(config, prep.fingerprint)
+    if runs.is_finished(rid):
+        return TrainResult(runs.load(rid), cached=True)
+
+    folder = _claim(rid)
+    try:
+        _fit_and_store(config, prep, rid, folder, progress)
+    finally:
+        (folder / "pid").unlink(missing_ok=True)  # this process no longer trains it
+    runs.finish(rid)
+    return TrainResult(runs.load(rid), cached=False)
+
+
+def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress: ProgressFn | None) -> None:
+    """Train into the partial folder and write every file of the run there."""
+    preset = config.resolved_preset()
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(prep, config)
+    model.compile(optimizer=make_optimizer(preset.optimizer, preset.learning_rate))
+    data = (tf.data.Dataset.from_tensor_slices(_inputs(prep.train))
+            .shuffle(len(prep.train["user"]), seed=config.seed, reshuffle_each_iteration=True)
+            .batch(preset.batch_size).prefetch(tf.data.AUTOTUNE))
+    epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress)
+    start = time.perf_counter()
+    model.fit(data, epochs=preset.epochs, verbose=0, callbacks=[epoch_end])
+    train_seconds = time.perf_counter() - start
+
+    model.set_weights(epoch_end.best[2])
+    t = time.perf_counter()
+    test_metrics = evaluate(model, prep, prep.test)
+    info = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t, 3),
+            "best_epoch": epoch_end.best[1], "stopped_epoch": len(epoch_end.history),
+            "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint}
+    candidates = model.candidate_embeddings(prep.spec.n_movies)
+    annoy_index.build(folder, candidates, list(prep.spec.movie_ids))
+    np.savez(folder / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    runs.write_json(folder / "history.json", epoch_end.history)
+    runs.write_json(folder / "config.json", {"run_id": rid, "config": config.to_dict()})
+    runs.write_json(folder / "metrics.json", {"test": test_metrics, "info": info})  # last: marks "done"

@@ -1,0 +1,106 @@
+"""Feature layers, towers and the loss weighting of the multi-task model."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recsys.config import RunConfig
+from recsys.layers import MovieFeatures, UserFeatures
+from recsys.train import build_model
+from tiny import tiny_prep
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    return tiny_prep(tmp_path_factory.mktemp("tiny"))
+
+
+def _batch(prep, n=16):
+    p = prep.train
+    return {"user": tf.constant(p["user"][:n]), "movie": tf.constant(p["movie"][:n]),
+            "timestamp": tf.constant(p["timestamp"][:n], tf.float32), "rating": tf.constant(p["rating"][:n])}
+
+
+def test_user_features_shape_and_parts(prep):
+    layer = UserFeatures(prep.spec, dim=8)
+    users = tf.constant([0, 1, 2])
+    ts = tf.constant([prep.spec.timestamp_boundaries[0], prep.spec.timestamp_mean, 2e9], tf.float32)
+    out = layer(users, ts).numpy()
+    # user 8 + timestamp bucket 8 + timestamp value 1 + age bucket 4 + age value 1 + gender 2
+    assert out.shape == (3, 8 + 8 + 1 + 4 + 1 + 2)
+    ts_norm = out[:, 16]
+    assert abs(ts_norm[1]) < 1e-3  # the training mean normalises to 0
+    assert ts_norm[2] > ts_norm[1] > ts_norm[0]
+    gender = out[:, -2:]
+    np.testing.assert_array_equal(gender, np.eye(2)[prep.spec.user_gender[:3]])
+
+
+def test_timestamp_buckets_differ_across_the_range(prep):
+    layer = UserFeatures(prep.spec, dim=4)
+    lo, hi = prep.spec.timestamp_boundaries[[0, -1]]
+    # float32 seconds are exact to about a minute, far finer than a bucket.
+    bucket = layer.ts_bucket(tf.constant([[lo - 1e5], [(lo + hi) / 2], [hi + 1e5]], tf.float32)).numpy().ravel()
+    assert bucket[0] == 0 and bucket[2] == len(prep.spec.timestamp_boundaries)
+    assert bucket[0] < bucket[1] < bucket[2]
+
+
+def test_movie_features_mean_pool_title_words(prep):
+    layer = MovieFeatures(prep.spec, dim=4)
+    out = layer(tf.constant([0, 1])).numpy()
+    assert out.shape == (2, 8)
+    words = layer.word_embedding.embeddings.numpy()
+    tokens = prep.spec.title_tokens[0]
+    expected = words[tokens[tokens > 0]].mean(axis=0)
+    np.testing.assert_allclose(out[0, 4:], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[0, :4], layer.movie_embedding.embeddings.numpy()[0])
+
+
+def _grads(prep, rating_weight, retrieval_weight):
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(prep, RunConfig(rating_weight=rating_weight, retrieval_weight=retrieval_weight))
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(_batch(prep), training=True)
+    grads = tape.gradient(loss, model.trainable_variables)
+    return model, loss, dict(zip([v.name for v in model.trainable_variables], grads))
+
+
+def _nonzero(g):
+    return g is not None and float(tf.reduce_sum(tf.abs(tf.convert_to_tensor(g)))) > 0
+
+
+def test_zero_rating_weight_removes_the_rating_gradient(prep):
+    model, _, grads = _grads(prep, 0.0, 1.0)
+    head = {v.name for v in model.rating_head.trainable_variables}
+    assert head and not any(_nonzero(grads[n]) for n in head)
+    assert any(_nonzero(g) for n, g in grads.items() if n not in head)
+
+
+def test_zero_retrieval_weight_leaves_only_the_rating_loss(prep):
+    model, loss, grads = _grads(prep, 1.0, 0.0)
+    _, rating_pred = model(_batch(prep))[1:], model(_batch(prep))[2]
+    mse = float(tf.reduce_mean((tf.squeeze(rating_pred) - _batch(prep)["rating"]) ** 2))
+    assert float(loss) == pytest.approx(mse, rel=1e-5)
+    assert any(_nonzero(g) for n, g in grads.items() if "rating_head" in n or "dense" in n)
+
+
+def test_weights_scale_the_losses(prep):
+    _, one, _ = _grads(prep, 1.0, 0.0)
+    _, three, _ = _grads(prep, 3.0, 0.0)
+    assert float(three) == pytest.approx(3 * float(one), rel=1e-5)
+    _, r, _ = _grads(prep, 0.0, 1.0)
+    _, both, _ = _grads(prep, 1.0, 1.0)
+    assert float(both) == pytest.approx(float(one) + float(r), rel=1e-4)
+
+
+def test_candidate_embeddings_cover_the_catalogue(prep):
+    model = build_model(prep, RunConfig())
+    emb = model.candidate_embeddings(prep.spec.n_movies)
+    assert emb.shape == (prep.spec.n_movies, model.preset.tower_layers[-1])
+
+
+def test_seed_preset_builds_the_notebook_architecture(prep):
+    model = build_model(prep, RunConfig(preset="seed"))
+    dense = [l for l in model.rating_head.mlp.layers if isinstance(l, tf.keras.layers.Dense)]
+    assert [l.units for l in dense] == [256, 128, 64, 64, 32, 32, 1]
+    q = [l.units for l in model.query_tower.dense.layers if isinstance(l, tf.keras.layers.Dense)]
+    assert q == [64, 32, 32, 32, 32]
+    assert model.preset.batch_size == 8192 and model.preset.optimizer == "ranger"

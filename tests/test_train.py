@@ -1,0 +1,90 @@
+"""The cached trainer: stored runs, atomic writes, progress, reloading."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from recsys import runs
+from recsys.config import RunConfig, run_id
+from recsys.evaluate import evaluate
+from recsys.metrics import METRIC_KEYS
+from recsys.train import load_model, train
+from tiny import TINY_CONFIG, tiny_prep
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    return tiny_prep(tmp_path_factory.mktemp("tiny"))
+
+
+def test_train_stores_a_complete_run_then_returns_it_from_the_cache(prep):
+    events = []
+    first = train(TINY_CONFIG, prep=prep, progress=events.append)
+    assert not first.cached
+    assert set(first.run.metrics) == set(METRIC_KEYS)
+    assert [e["epoch"] for e in events] == [1, 2]
+    assert all({"rating_loss", "retrieval_loss", "eta_seconds", "val_rmse"} <= set(e) for e in events)
+    folder = runs.run_path(first.run.run_id)
+    assert {"config.json", "metrics.json", "history.json", "weights.npz"} <= {p.name for p in folder.iterdir()}
+    assert len(json.loads((folder / "history.json").read_text())) == 2
+    assert any((folder / "tensorboard").iterdir())  # `tensorboard --logdir artifacts/runs` finds it
+    mtime = (folder / "weights.npz").stat().st_mtime_ns
+
+    again = train(TINY_CONFIG, prep=prep, progress=lambda e: pytest.fail("trained again"))
+    assert again.cached and again.run.run_id == first.run.run_id
+    assert again.run.metrics == first.run.metrics
+    assert (folder / "weights.npz").stat().st_mtime_ns == mtime
+
+
+def test_run_id_depends_on_config_data_and_not_on_spelling(prep):
+    fp = prep.fingerprint
+    base = run_id(TINY_CONFIG, fp)
+    assert run_id(RunConfig(**{**TINY_CONFIG.__dict__, "rating_weight": 1}), fp) == base
+    assert run_id(RunConfig(**{**TINY_CONFIG.__dict__, "rating_weight": 0.5}), fp) != base
+    assert run_id(RunConfig(**{**TINY_CONFIG.__dict__, "split_seed": 7}), fp) != base
+    assert run_id(TINY_CONFIG, "another-dataset") != base
+    # An explicit value equal to the preset's default is the same run.
+    assert run_id(RunConfig(preset="default"), fp) == run_id(RunConfig(preset="default", learning_rate=0.005), fp)
+
+
+def test_an_interrupted_run_never_looks_finished_and_is_retrained(prep):
+    def boom(event):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY_CONFIG, prep=prep, progress=boom)
+    rid = run_id(TINY_CONFIG, prep.fingerprint)
+    assert not runs.is_finished(rid) and runs.list_runs() == []
+    assert runs.partial_path(rid).exists()  # what it left is clearly partial
+    result = train(TINY_CONFIG, prep=prep)  # the dead trainer's leftovers don't block
+    assert not result.cached and runs.is_finished(rid)
+    assert not runs.partial_path(rid).exists()
+
+
+def test_a_live_trainer_blocks_a_second_one(prep):
+    rid = run_id(TINY_CONFIG, prep.fingerprint)
+    folder = runs.partial_path(rid)
+    folder.mkdir(parents=True)
+    (folder / "pid").write_text(str(os.getpid()))  # this very process: alive
+    from recsys.errors import UserError
+
+    with pytest.raises(UserError, match="already being trained"):
+        train(TINY_CONFIG, prep=prep)
+
+
+def test_stored_weights_reproduce_the_stored_metrics(prep):
+    result = train(TINY_CONFIG, prep=prep)
+    model = load_model(result.run, prep)
+    again = evaluate(model, prep, prep.test)
+    for k, v in result.run.metrics.items():
+        assert again[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+
+
+def test_best_epoch_is_chosen_on_validation(prep):
+    result = train(TINY_CONFIG, prep=prep)
+    history = result.run.history
+    best = min(history, key=lambda h: h["val_selection_loss"])
+    assert result.run.info["best_epoch"] == best["epoch"]
+    assert not any(k.startswith("test") for h in history for k in h)
+    assert np.isfinite([h["val_rmse"] for h in history]).all()
