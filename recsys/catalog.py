@@ -30,3 +30,12 @@ def run_summaries(data_path: str | None = None) -> list[dict]:
         return []
     default = default_run_id(data_path)
     return [{**r.summary(), "default": r.run_id == default} for r in found]
+
+
+def popularity_baseline(data_path: str | None = None, split_seed: int = 42) -> dict:
+    """The popularity baseline's test metrics, on the same split as the runs."""
+    from recsys.baseline import popularity_metrics
+    from recsys.prepare import prepare
+
+    prep = prepare(data_path, split_seed)
+    return popularity_metrics(prep.train_all, prep.test, prep.spec.n_users, prep.spec.n_movies)

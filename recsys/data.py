@@ -220,7 +220,8 @@ def tfds_dirs() -> tuple[Path, Path]:
 def tfds_available() -> bool:
     """Whether tfds can load without a network round trip that may stall for minutes."""
     data_dir, manual = tfds_dirs()
-    prepared = any((data_dir / "movie_lens" / "100k-ratings").glob("*/dataset_info.json"))
+    prepared = all(any((data_dir / "movie_lens" / config).glob("*/dataset_info.json"))
+                   for config in ("100k-ratings", "100k-movies"))
     return prepared or (manual / "ml-100k.zip").exists() or os.environ.get("RECSYS_DOWNLOAD") == "1"
 
 

@@ -219,10 +219,12 @@ def test_tfds_available_with_manual_zip(tmp_path, monkeypatch):
 
 def test_tfds_available_with_prepared_copy():
     data_dir, _ = data.tfds_dirs()
-    version = data_dir / "movie_lens" / "100k-ratings" / "0.1.1"
-    version.mkdir(parents=True)
-    assert data.tfds_available() is False
-    (version / "dataset_info.json").write_text("{}")
+    for config in ("100k-ratings", "100k-movies"):
+        assert data.tfds_available() is False  # both configs must be prepared
+        version = data_dir / "movie_lens" / config / "0.1.1"
+        version.mkdir(parents=True)
+        assert data.tfds_available() is False
+        (version / "dataset_info.json").write_text("{}")
     assert data.tfds_available() is True
 
 
