@@ -271,8 +271,15 @@ HOW_TO_PROVIDE = (
 )
 
 
-def load(data_path: str | os.PathLike | None = None, expected: Expected | None = ML100K) -> MovieLens:
-    """Load MovieLens 100K from the first available source and validate it."""
+_DEFAULT = object()
+
+
+def load(data_path: str | os.PathLike | None = None, expected=_DEFAULT) -> MovieLens:
+    """Load MovieLens 100K from the first available source and validate it.
+
+    `expected` defaults to the module's `ML100K`, looked up at call time.
+    """
+    expected = ML100K if expected is _DEFAULT else expected
     data_path = data_path or os.environ.get("RECSYS_DATA") or None
     key = (str(data_path), tfds_available(), str(paths.data_dir()), expected)
     if key not in _CACHE:

