@@ -163,9 +163,10 @@ def cmd_recommend(args) -> dict:
 def cmd_search(args) -> dict:
     """Keyword search over titles, expanded for one match."""
     from recsys import search
+
+    search.check_keyword(args.word)  # fail fast, before TensorFlow loads
     from recsys.recommend import open_run
 
-    search.check_keyword(args.word)  # fail fast, before loading a model
     rec = open_run(args.run)
     found = rec.keyword(args.word, args.k, movie_id=args.movie)
     return {**found, "run_id": rec.run.run_id, "matches": _records(found["matches"]),

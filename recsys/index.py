@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,18 +79,32 @@ def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_tree
           search_k: int = SEARCH_K) -> Path:
     """Build both indexes in `run_folder/index` and publish them atomically."""
     final = Path(run_folder) / "index"
-    tmp = final.with_name(f"index.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    augmented, max_norm = augment_candidates(candidates)
-    build_annoy(augmented, "angular", n_trees).save(str(tmp / "users.ann"))
-    build_annoy(candidates, "angular", n_trees).save(str(tmp / "movies.ann"))
-    meta = {"n_trees": n_trees, "search_k": search_k, "dim": int(candidates.shape[1]),
-            "max_norm": max_norm, "movie_ids": list(movie_ids)}
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # A unique temp folder per build: threads of one process (Streamlit sessions) may build at once.
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="index.tmp-", dir=final.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the published index is as readable as before
+        augmented, max_norm = augment_candidates(candidates)
+        build_annoy(augmented, "angular", n_trees).save(str(tmp / "users.ann"))
+        build_annoy(candidates, "angular", n_trees).save(str(tmp / "movies.ann"))
+        meta = {"n_trees": n_trees, "search_k": search_k, "dim": int(candidates.shape[1]),
+                "max_norm": max_norm, "movie_ids": list(movie_ids)}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        old = Path(tempfile.mkdtemp(prefix="index.old-", dir=final.parent))
+        try:
+            try:
+                os.replace(final, old / "index")  # move the previous index aside (mmaps stay valid)
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(tmp, final)
+            except OSError:  # another builder published between our two renames; theirs is complete
+                if not exists(run_folder):
+                    raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

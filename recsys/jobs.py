@@ -29,6 +29,10 @@ def _state_path():
     return paths.runs_dir() / ".job.json"
 
 
+def _history_path():
+    return paths.runs_dir() / ".job.history.jsonl"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -66,6 +70,30 @@ def status() -> dict:
             except (OSError, ValueError):
                 state["progress"] = None
     return state
+
+
+def history() -> list[dict]:
+    """Every epoch event of the config the job trains now (or trained last), oldest first.
+
+    status()["progress"] holds only the latest event; this is the whole curve so far.
+    """
+    try:
+        lines = _history_path().read_text().splitlines()
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line being written right now
+            pass
+    return events
+
+
+def _record(job: dict, event: dict) -> None:
+    with open(_history_path(), "a") as f:
+        f.write(json.dumps({"run_id": job["run_id"], **event}) + "\n")
+    _update(job)
 
 
 def is_running() -> bool:
@@ -107,6 +135,7 @@ def start(configs: list[RunConfig], data_path: str | None = None) -> dict:
            "run_id": None, "position": 0, "total": len(configs), "started": time.time(),
            "updated": time.time(), "data_path": data_path}
     runs.write_json(_state_path(), job)
+    _history_path().unlink(missing_ok=True)  # the last job's curve is not this one's
     log = open(paths.runs_dir() / ".job.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "recsys.jobs"], cwd=paths.ROOT, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -132,8 +161,9 @@ def run_job() -> None:
         for i, cfg in enumerate(job["configs"]):
             config = RunConfig(**cfg)
             job.update(position=i + 1, run_id=config_run_id(config, job.get("data_path")))
+            _history_path().write_text("")  # one curve per config
             _update(job)
-            result = train(config, data_path=job.get("data_path"), progress=lambda e: _update(job))
+            result = train(config, data_path=job.get("data_path"), progress=lambda e: _record(job, e))
             job["done"].append({"run_id": result.run.run_id, "cached": result.cached})
         job.update(state="done", finished=time.time())
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the page

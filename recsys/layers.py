@@ -14,6 +14,10 @@ import tensorflow as tf
 from recsys.features import FeatureSpec
 
 
+def _l2(weight: float):
+    return tf.keras.regularizers.l2(weight) if weight else None
+
+
 def _column(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [-1, 1])
 
@@ -28,9 +32,10 @@ def _scalar_features(boundaries: np.ndarray, mean: float, var: float, dim: int, 
 class UserFeatures(tf.keras.layers.Layer):
     """Query features: user id, timestamp bucket and value, age bucket and value, gender."""
 
-    def __init__(self, spec: FeatureSpec, dim: int, **kwargs):
+    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.user_embedding = tf.keras.layers.Embedding(spec.n_users, dim, name="user_embedding")
+        self.user_embedding = tf.keras.layers.Embedding(spec.n_users, dim, embeddings_regularizer=_l2(l2),
+                                                        name="user_embedding")
         self.ts_bucket, self.ts_embedding, self.ts_norm = _scalar_features(
             spec.timestamp_boundaries, spec.timestamp_mean, spec.timestamp_var, dim, "timestamp")
         self.age_bucket, self.age_embedding, self.age_norm = _scalar_features(
@@ -54,12 +59,39 @@ class UserFeatures(tf.keras.layers.Layer):
         ], axis=1)
 
 
+class UserHistory(tf.keras.layers.Layer):
+    """Mean embedding of the movies a user rated in training (a bag-of-movies feature).
+
+    For a training pair, the pair's own movie is taken out of the bag, so the model
+    can't learn to find a movie by seeing it in the history: at test time it won't be.
+    """
+
+    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = tf.keras.layers.Embedding(spec.n_movies, dim, embeddings_regularizer=_l2(l2),
+                                                   name="history_embedding")
+        pairs = np.unique(spec.history, axis=0).astype(np.int64)
+        self.bag = tf.sparse.reorder(tf.SparseTensor(pairs, tf.ones(len(pairs)), [spec.n_users, spec.n_movies]))
+        self.counts = tf.constant(np.bincount(pairs[:, 0], minlength=spec.n_users), tf.float32)
+
+    def call(self, user: tf.Tensor, movie: tf.Tensor | None = None) -> tf.Tensor:
+        """Mean history embedding of each user, without `movie` when it is given."""
+        table = self.embedding(tf.range(self.embedding.input_dim))
+        sums = tf.gather(tf.sparse.sparse_dense_matmul(self.bag, table), user)
+        counts = tf.gather(self.counts, user)
+        if movie is not None:
+            sums -= tf.gather(table, movie)
+            counts -= 1.0
+        return sums / tf.maximum(counts, 1.0)[:, None]
+
+
 class MovieFeatures(tf.keras.layers.Layer):
     """Candidate features: a movie id embedding plus its mean-pooled title words."""
 
-    def __init__(self, spec: FeatureSpec, dim: int, **kwargs):
+    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.movie_embedding = tf.keras.layers.Embedding(spec.n_movies, dim, name="movie_embedding")
+        self.movie_embedding = tf.keras.layers.Embedding(spec.n_movies, dim, embeddings_regularizer=_l2(l2),
+                                                         name="movie_embedding")
         self.word_embedding = tf.keras.layers.Embedding(len(spec.title_words), dim, name="word_embedding")
         self.title_tokens = tf.constant(spec.title_tokens, tf.int32)
 
@@ -74,7 +106,7 @@ class MovieFeatures(tf.keras.layers.Layer):
 def mlp(sizes: Sequence[int], dropout: float = 0.0, l2: float = 0.0, dropout_last: bool = False,
         name: str | None = None) -> tf.keras.Sequential:
     """ReLU layers with dropout between them and a linear last layer."""
-    reg = tf.keras.regularizers.l2(l2) if l2 else None
+    reg = _l2(l2)
     layers: list[tf.keras.layers.Layer] = []
     for i, size in enumerate(sizes):
         last = i == len(sizes) - 1

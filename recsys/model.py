@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.features import FeatureSpec
-from recsys.layers import MovieFeatures, UserFeatures, mlp
+from recsys.layers import MovieFeatures, UserFeatures, UserHistory, mlp
 from recsys.presets import Preset
 
 
@@ -15,13 +15,20 @@ class QueryTower(tf.keras.Model):
 
     def __init__(self, spec: FeatureSpec, preset: Preset):
         super().__init__()
-        self.features = UserFeatures(spec, preset.embedding_dim)
+        self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2)
+        self.history = UserHistory(spec, preset.embedding_dim, preset.embedding_l2) if preset.user_history else None
         # The seed puts dropout after the last query layer too; kept for fidelity.
         self.dense = mlp(preset.tower_layers, preset.tower_dropout, preset.l2, dropout_last=True)
 
     def call(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        """Embed `inputs["user"]` at `inputs["timestamp"]`."""
-        return self.dense(self.features(inputs["user"], inputs["timestamp"]), training=training)
+        """Embed `inputs["user"]` at `inputs["timestamp"]`.
+
+        In training every pair's movie is in the user's history and is held out of it.
+        """
+        x = self.features(inputs["user"], inputs["timestamp"])
+        if self.history is not None:
+            x = tf.concat([x, self.history(inputs["user"], inputs["movie"] if training else None)], axis=1)
+        return self.dense(x, training=training)
 
 
 class CandidateTower(tf.keras.Model):
@@ -29,7 +36,7 @@ class CandidateTower(tf.keras.Model):
 
     def __init__(self, spec: FeatureSpec, preset: Preset):
         super().__init__()
-        self.features = MovieFeatures(spec, preset.embedding_dim)
+        self.features = MovieFeatures(spec, preset.embedding_dim, preset.embedding_l2)
         self.dense = mlp(preset.tower_layers, preset.tower_dropout, preset.l2)
 
     def call(self, movie: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -70,6 +77,7 @@ class MultiTaskModel(tfrs.Model):
                  mean_rating: float = 3.5, movie_popularity: np.ndarray | None = None):
         super().__init__()
         self.preset = preset
+        self.n_movies = spec.n_movies
         self.query_tower = QueryTower(spec, preset)
         self.candidate_tower = CandidateTower(spec, preset)
         self.rating_head = RatingHead(spec, preset, mean_rating)
@@ -110,11 +118,18 @@ class MultiTaskModel(tfrs.Model):
             self.rating_loss_tracker.update_state(rating_loss)
             total += self.rating_weight * rating_loss
         if self.retrieval_weight > 0:
+            ids = features["movie"]
+            if self.preset.catalogue_negatives:
+                # Mixed negative sampling: the whole (small) catalogue joins the in-batch
+                # negatives, so rare movies are seen as negatives at every step.
+                everything = tf.range(self.n_movies, dtype=ids.dtype)
+                candidate = tf.concat([candidate, self.candidate_tower(everything, training=training)], 0)
+                ids = tf.concat([ids, everything], 0)
             kwargs = {}
             if self.preset.remove_accidental_hits:
-                kwargs["candidate_ids"] = features["movie"]
+                kwargs["candidate_ids"] = ids
             if self.sampling_probability is not None:
-                kwargs["candidate_sampling_probability"] = tf.gather(self.sampling_probability, features["movie"])
+                kwargs["candidate_sampling_probability"] = tf.gather(self.sampling_probability, ids)
             retrieval_loss = self.retrieval_task(query, candidate, compute_metrics=not training, **kwargs)
             self.retrieval_loss_tracker.update_state(retrieval_loss)
             total += self.retrieval_weight * retrieval_loss

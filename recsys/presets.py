@@ -18,9 +18,12 @@ class Preset:
     rating_bias: bool = False  # learned global, user and movie biases in the rating head
     retrieval_reduction: str = "sum"  # TFRS's default: summed over the batch
     logq_correction: bool = False
+    catalogue_negatives: bool = False  # every movie is also a negative at every step
     remove_accidental_hits: bool = False
     temperature: float = 1.0
-    l2: float = 0.0
+    l2: float = 0.0  # on dense kernels
+    embedding_l2: float = 0.0  # on id embeddings (user, movie), which overfit first
+    user_history: bool = False  # add the bag of the user's training movies to the query
     optimizer: str = "ranger"
     learning_rate: float = 0.1
     batch_size: int = 8192
@@ -37,21 +40,20 @@ PRESETS: dict[str, Preset] = {
     "seed": Preset(),
     # Tuned on the validation split for this dataset and a 2-core machine (see bench/).
     "default": Preset(
-        embedding_dim=64,
-        tower_layers=(64,),
-        tower_dropout=0.0,
+        embedding_dim=32,
+        tower_layers=(128, 64),
+        tower_dropout=0.2,
         rating_layers=(64, 1),
         rating_dropout=0.0,
         rating_bias=True,
         retrieval_reduction="mean",
         logq_correction=True,
         remove_accidental_hits=True,
-        temperature=0.2,
-        l2=0.0,
+        temperature=0.5,
         optimizer="adam",
         learning_rate=0.005,
         batch_size=1024,
-        epochs=30,
+        epochs=40,
         patience=3,
     ),
 }

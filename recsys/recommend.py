@@ -142,7 +142,7 @@ class Recommender:
 
 
 def _check_k(k) -> int:
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
         raise UserError(f"k must be a whole number from 1 to 1000, got {k!r}")
     return int(k)
 
@@ -156,4 +156,9 @@ def open_run(run_id: str | None = None, data_path: str | None = None) -> Recomme
     if not runs.is_finished(run_id):
         raise UserError(f"no finished run {run_id!r}; train one with `python -m recsys train` or `make run`")
     run = runs.load(run_id)
-    return Recommender(run, prepare(data_path, run.config.split_seed))
+    prep = prepare(data_path, run.config.split_seed)
+    trained_on = run.info.get("data_fingerprint")
+    if trained_on and trained_on != prep.fingerprint:
+        raise UserError(f"run {run_id} was trained on other data ({trained_on}); the current data is "
+                        f"{prep.fingerprint}")
+    return Recommender(run, prep)

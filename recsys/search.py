@@ -15,7 +15,7 @@ MAX_KEYWORD = 100
 
 def normalise(text: str) -> str:
     """Accent-free, case-folded text for literal matching."""
-    return fold_accents(text).casefold()
+    return fold_accents(text.casefold())  # casefold first: "ß" -> "ss" before accents go
 
 
 def check_keyword(word: str | None) -> str:
@@ -30,8 +30,12 @@ def check_keyword(word: str | None) -> str:
 
 def match_titles(movies: pd.DataFrame, ratings: pd.DataFrame, word: str) -> pd.DataFrame:
     """Movies whose title contains `word`, with their number of ratings and mean rating."""
-    needle = normalise(check_keyword(word))
-    hit = movies[[needle in normalise(t) for t in movies.movie_title]]
+    word = check_keyword(word)
+    needle = normalise(word)
+    if needle:
+        hit = movies[[needle in normalise(t) for t in movies.movie_title]]
+    else:  # nothing left after folding (e.g. "€"): an empty needle would match every title
+        hit = movies[[word.casefold() in t.casefold() for t in movies.movie_title]]
     if hit.empty:
         raise UserError(f"no movie title contains {word.strip()!r}")
     stats = ratings[ratings.movie_id.isin(hit.movie_id)].groupby("movie_id").user_rating.agg(["size", "mean"])

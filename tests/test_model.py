@@ -54,11 +54,11 @@ def test_movie_features_mean_pool_title_words(prep):
     np.testing.assert_allclose(out[0, :4], layer.movie_embedding.embeddings.numpy()[0])
 
 
-def _grads(prep, rating_weight, retrieval_weight):
+def _grads(prep, rating_weight, retrieval_weight, training=True):
     tf.keras.utils.set_random_seed(0)
     model = build_model(prep, RunConfig(rating_weight=rating_weight, retrieval_weight=retrieval_weight))
     with tf.GradientTape() as tape:
-        loss = model.compute_loss(_batch(prep), training=True)
+        loss = model.compute_loss(_batch(prep), training=training)
     grads = tape.gradient(loss, model.trainable_variables)
     return model, loss, dict(zip([v.name for v in model.trainable_variables], grads))
 
@@ -75,19 +75,19 @@ def test_zero_rating_weight_removes_the_rating_gradient(prep):
 
 
 def test_zero_retrieval_weight_leaves_only_the_rating_loss(prep):
-    model, loss, grads = _grads(prep, 1.0, 0.0)
-    _, rating_pred = model(_batch(prep))[1:], model(_batch(prep))[2]
+    model, loss, grads = _grads(prep, 1.0, 0.0, training=False)  # no dropout: deterministic
+    rating_pred = model(_batch(prep))[2]
     mse = float(tf.reduce_mean((tf.squeeze(rating_pred) - _batch(prep)["rating"]) ** 2))
     assert float(loss) == pytest.approx(mse, rel=1e-5)
     assert any(_nonzero(g) for n, g in grads.items() if "rating_head" in n or "dense" in n)
 
 
 def test_weights_scale_the_losses(prep):
-    _, one, _ = _grads(prep, 1.0, 0.0)
-    _, three, _ = _grads(prep, 3.0, 0.0)
+    _, one, _ = _grads(prep, 1.0, 0.0, training=False)
+    _, three, _ = _grads(prep, 3.0, 0.0, training=False)
     assert float(three) == pytest.approx(3 * float(one), rel=1e-5)
-    _, r, _ = _grads(prep, 0.0, 1.0)
-    _, both, _ = _grads(prep, 1.0, 1.0)
+    _, r, _ = _grads(prep, 0.0, 1.0, training=False)
+    _, both, _ = _grads(prep, 1.0, 1.0, training=False)
     assert float(both) == pytest.approx(float(one) + float(r), rel=1e-4)
 
 
