@@ -20,7 +20,7 @@ WORK = Path(tempfile.gettempdir())  # replaced by a fresh folder in main()
 
 import numpy as np  # noqa: E402
 
-from bench import notebook, report  # noqa: E402
+from bench import report  # noqa: E402
 from bench.measure import median, percentiles, run_child, time_calls  # noqa: E402
 from recsys import index as annoy_index  # noqa: E402
 from recsys.baseline import popularity_metrics  # noqa: E402
@@ -43,23 +43,19 @@ def _with_artifacts(name: str) -> None:
     os.environ["RECSYS_ARTIFACTS"] = str(WORK / name)
 
 
-def epoch_times(prep) -> dict:
-    """Seconds per epoch, alternating notebook loop / seed preset / default preset."""
-    tr = prep.split.frames(prep.ml.ratings)[0]
-    allin = notebook.notebook_inputs(prep.ml.ratings, prep.ml.movies, prep.ml.users)
-    nb_train = notebook.notebook_inputs(tr, prep.ml.movies, prep.ml.users)
-    samples = {"notebook (metrics off)": [], "seed preset": [], "default preset": []}
+def epoch_times() -> dict:
+    """Seconds per epoch: notebook loop, seed preset, default preset, alternating.
+
+    Every sample is a fresh process (see bench/epochs.py); epoch 1 is left out.
+    """
+    names = {"notebook": "notebook (metrics off)", "seed": "seed preset", "default": "default preset"}
+    samples = {v: [] for v in names.values()}
     for r in range(ROUNDS):
-        log(f"epoch timing round {r + 1}/{ROUNDS}")
-        samples["notebook (metrics off)"] += notebook.epoch_seconds(nb_train, allin, epochs=3)[1:]
-        for preset, key in (("seed", "seed preset"), ("default", "default preset")):
-            _with_artifacts(f"epochs-{preset}-{r}")
-            run = train(RunConfig(1.0, 1.0, preset=preset, epochs=3, seed=100 + r), prep=prep).run
-            elapsed = [h["elapsed_seconds"] for h in run.history]
-            samples[key] += list(np.diff(elapsed))  # epoch 1 (tracing) dropped
+        for variant, key in names.items():
+            log(f"epoch timing round {r + 1}/{ROUNDS}: {key}")
+            samples[key] += run_child(["-m", "bench.epochs", variant, str(100 + r)], {})["output"]
     log("notebook as written (top-k metrics on every training batch), one round")
-    samples["notebook as written (metrics on)"] = notebook.epoch_seconds(nb_train, allin, epochs=2,
-                                                                         metrics_in_training=True)[1:]
+    samples["notebook as written (metrics on)"] = run_child(["-m", "bench.epochs", "notebook-metrics-on"], {})["output"]
     med = {k: median(v) for k, v in samples.items()}
     base = med["notebook (metrics off)"]
     return {k: {"median_seconds": m, "samples": [round(x, 2) for x in samples[k]],
@@ -181,8 +177,11 @@ def robustness() -> dict:
     return {"per_seed": rows, "summary": summary}
 
 
+RERUNNABLE = ("full_default_run", "epoch_times", "robustness")  # sections that need nothing else
+
+
 def main() -> None:
-    """Run every benchmark and write the results."""
+    """Run every benchmark (or only the named sections, keeping the rest) and write the results."""
     global WORK
     WORK = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     _with_artifacts("main")
@@ -191,7 +190,7 @@ def main() -> None:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "date": time.strftime("%Y-%m-%d %H:%M")}}
     results["full_default_run"] = full_default_runs()
-    results["epoch_times"] = epoch_times(prep)
+    results["epoch_times"] = epoch_times()
     results["experiments"] = experiments(prep)
     results["sweep"] = sweep(prep)
     run_dir, run_id = results["full_default_run"]["artifacts"], results["full_default_run"]["run_id"]
@@ -201,10 +200,29 @@ def main() -> None:
     results["app_memory"] = app_memory(run_dir, run_id)
     results["robustness"] = robustness()
     results["bench_seconds"] = round(time.perf_counter() - start, 1)
+    _write(results)
+
+
+def _write(results: dict) -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     (OUT / "results.md").write_text(report.markdown(results))
-    log(f"wrote {OUT / 'results.md'} in {results['bench_seconds']} s")
+    log(f"wrote {OUT / 'results.md'}")
+
+
+def rerun(sections: list[str]) -> None:
+    """Recompute some sections of an existing results.json (for a quick re-measure)."""
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+    results = json.loads((OUT / "results.json").read_text())
+    for name in sections:
+        log(f"re-running {name}")
+        results[name] = globals()[name]()
+    results.setdefault("rerun", {}).update({name: time.strftime("%Y-%m-%d %H:%M") for name in sections})
+    _write(results)
 
 
 if __name__ == "__main__":
-    main()
+    unknown = set(sys.argv[1:]) - set(RERUNNABLE)
+    if unknown:
+        sys.exit(f"cannot re-run {sorted(unknown)} alone; choose from {RERUNNABLE}, or none for everything")
+    rerun(sys.argv[1:]) if sys.argv[1:] else main()

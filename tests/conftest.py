@@ -68,3 +68,22 @@ def tiny_run(_tiny_session, monkeypatch):
     monkeypatch.setattr(data, "ML100K", synthetic.EXPECTED)
     data._CACHE.clear()
     return prep, run
+
+
+@pytest.fixture(scope="session")
+def tiny_recommender(_tiny_session):
+    """A Recommender on the tiny run, opened through open_run as the CLI and app open it."""
+    from recsys import data, prepare
+    from recsys.recommend import open_run
+
+    root, _, run = _tiny_session
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_ARTIFACTS", str(root / "artifacts"))
+        mp.setenv("RECSYS_DATA", str(root / "data" / "ml-100k"))
+        mp.setattr(data, "ML100K", synthetic.EXPECTED)
+        data._CACHE.clear()
+        prepare.prepare.cache_clear()
+        opened = open_run(run.run_id)
+    data._CACHE.clear()
+    prepare.prepare.cache_clear()
+    return opened

@@ -17,21 +17,9 @@ from recsys.recommend import Recommender, open_run
 
 
 @pytest.fixture(scope="module")
-def rec(_tiny_session):
-    """One Recommender for the module, opened through open_run like the CLI and app do."""
-    from recsys import data, prepare
-
-    root, _, run = _tiny_session
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECSYS_ARTIFACTS", str(root / "artifacts"))
-        mp.setenv("RECSYS_DATA", str(root / "data" / "ml-100k"))
-        mp.setattr(data, "ML100K", synthetic.EXPECTED)
-        data._CACHE.clear()
-        prepare.prepare.cache_clear()
-        opened = open_run(run.run_id)
-    data._CACHE.clear()
-    prepare.prepare.cache_clear()
-    return opened
+def rec(tiny_recommender):
+    """The tiny run's Recommender, shared by the module (read-only)."""
+    return tiny_recommender
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import synthetic
 from recsys import data, paths, search
 from recsys.cli import main
 from recsys.errors import UserError
-from recsys.recommend import open_run
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +21,9 @@ def ml(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rec(_tiny_session):
-    """The tiny run's Recommender, opened like the CLI and app open it."""
-    from recsys import prepare
-
-    root, _, run = _tiny_session
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECSYS_ARTIFACTS", str(root / "artifacts"))
-        mp.setenv("RECSYS_DATA", str(root / "data" / "ml-100k"))
-        mp.setattr(data, "ML100K", synthetic.EXPECTED)
-        data._CACHE.clear()
-        prepare.prepare.cache_clear()
-        opened = open_run(run.run_id)
-    data._CACHE.clear()
-    prepare.prepare.cache_clear()
-    return opened
+def rec(tiny_recommender):
+    """The tiny run's Recommender, shared by the module (read-only)."""
+    return tiny_recommender
 
 
 def _raw():
