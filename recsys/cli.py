@@ -113,8 +113,7 @@ def cmd_train(args) -> dict:
 
     hit = cached_run(config, args.data)
     if hit is not None:  # answer from the store without importing TensorFlow
-        return {"run_id": hit.run_id, "cached": True, "train_seconds": hit.info.get("train_seconds"),
-                "metrics": hit.metrics}
+        return hit.train_json(cached=True)
     from recsys.train import train
 
     result = train(config, progress=None if args.json else _progress_bar, data_path=args.data)

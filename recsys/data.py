@@ -137,6 +137,11 @@ def validate(ml: MovieLens, expected: Expected | None = ML100K) -> MovieLens:
     return ml
 
 
+def _genre_names(flags: np.ndarray) -> list[tuple[str, ...]]:
+    """GroupLens's 19 genre flags per movie as tuples of tfds genre names."""
+    return [tuple(g for g, on in zip(GENRES, row) if on) for row in flags]
+
+
 # --------------------------------------------------------------------------- GroupLens files
 def _grouplens_tables(read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Parse u.data / u.item / u.user (given a name -> bytes reader) as tfds does."""
@@ -149,7 +154,7 @@ def _grouplens_tables(read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     movies = pd.DataFrame({
         "movie_id": items[0].str.strip(),
         "movie_title": items[1],
-        "movie_genres": [tuple(g for g, on in zip(GENRES, row) if on) for row in genre_flags],
+        "movie_genres": _genre_names(genre_flags),
     })
     u = pd.read_csv(io.BytesIO(read("u.user")), sep="|", header=None, dtype=str,
                     encoding=ENCODING, keep_default_na=False,
@@ -200,7 +205,7 @@ def load_widedeep(folder: str | os.PathLike) -> MovieLens:
     movies = pd.DataFrame({
         "movie_id": items.movie_id,
         "movie_title": items.movie_title,
-        "movie_genres": [tuple(g for g, on in zip(GENRES, row) if on) for row in flags],
+        "movie_genres": _genre_names(flags),
     })
     ratings = data.rename(columns={"rating": "user_rating"})
     users = pd.DataFrame({

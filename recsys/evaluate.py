@@ -28,11 +28,18 @@ def predict_ratings(model: MultiTaskModel, query: np.ndarray, candidates: np.nda
     return out.numpy().ravel()
 
 
-def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray], recall: bool = True
-             ) -> dict[str, float]:
-    """RMSE, top-k accuracy (FactorizedTopK's definition) and filtered recall on `part`."""
-    candidates = model.candidate_embeddings(prep.spec.n_movies)
-    query = query_embeddings(model, part["user"], part["timestamp"])
+def embed(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Query embeddings of `part`'s pairs and the whole catalogue's candidate embeddings."""
+    return query_embeddings(model, part["user"], part["timestamp"]), model.candidate_embeddings(prep.spec.n_movies)
+
+
+def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray], recall: bool = True,
+             embedded: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """RMSE, top-k accuracy (FactorizedTopK's definition) and filtered recall on `part`.
+
+    `embedded` is `embed(model, prep, part)` when the caller already has it.
+    """
+    query, candidates = embedded or embed(model, prep, part)
     out = {"rmse": metrics.rmse(predict_ratings(model, query, candidates, part["user"], part["movie"]),
                                 part["rating"])}
     ranks = metrics.pair_ranks(query, candidates, part["movie"])
@@ -44,11 +51,9 @@ def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray],
     return out
 
 
-def full_softmax_loss(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray]) -> float:
-    """Mean cross-entropy of the true movie against the whole catalogue (no sampling)."""
-    candidates = model.candidate_embeddings(prep.spec.n_movies)
-    query = query_embeddings(model, part["user"], part["timestamp"])
-    logits = (query @ candidates.T) / model.preset.temperature
+def full_softmax_loss(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray, temperature: float) -> float:
+    """Mean cross-entropy of each true movie against the whole catalogue (no sampling)."""
+    logits = (query @ candidates.T) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(logits).sum(axis=1))
-    return float(np.mean(log_z - logits[np.arange(len(logits)), part["movie"]]))
+    return float(np.mean(log_z - logits[np.arange(len(logits)), positives]))

@@ -35,7 +35,6 @@ class FeatureSpec:
     user_gender: np.ndarray  # int32 [users], 1 = male as tfds encodes it
     title_words: tuple[str, ...]  # TextVectorization vocabulary: 0 padding, 1 unknown
     title_tokens: np.ndarray  # int32 [movies, MAX_TITLE_WORDS]
-    history: np.ndarray  # int32 [n, 2]: (user row, movie row) of every training rating
 
     @property
     def n_users(self) -> int:
@@ -83,8 +82,6 @@ def build_spec(ml: MovieLens, train: pd.DataFrame) -> FeatureSpec:
         user_gender=users.user_gender.to_numpy(np.int32),
         title_words=vocab,
         title_tokens=tokens,
-        history=np.stack([pd.Index(users.user_id).get_indexer(train.user_id),
-                          pd.Index(ml.movies.movie_id).get_indexer(train.movie_id)], axis=1).astype(np.int32),
     )
 
 

@@ -59,32 +59,6 @@ class UserFeatures(tf.keras.layers.Layer):
         ], axis=1)
 
 
-class UserHistory(tf.keras.layers.Layer):
-    """Mean embedding of the movies a user rated in training (a bag-of-movies feature).
-
-    For a training pair, the pair's own movie is taken out of the bag, so the model
-    can't learn to find a movie by seeing it in the history: at test time it won't be.
-    """
-
-    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.embedding = tf.keras.layers.Embedding(spec.n_movies, dim, embeddings_regularizer=_l2(l2),
-                                                   name="history_embedding")
-        pairs = np.unique(spec.history, axis=0).astype(np.int64)
-        self.bag = tf.sparse.reorder(tf.SparseTensor(pairs, tf.ones(len(pairs)), [spec.n_users, spec.n_movies]))
-        self.counts = tf.constant(np.bincount(pairs[:, 0], minlength=spec.n_users), tf.float32)
-
-    def call(self, user: tf.Tensor, movie: tf.Tensor | None = None) -> tf.Tensor:
-        """Mean history embedding of each user, without `movie` when it is given."""
-        table = self.embedding(tf.range(self.embedding.input_dim))
-        sums = tf.gather(tf.sparse.sparse_dense_matmul(self.bag, table), user)
-        counts = tf.gather(self.counts, user)
-        if movie is not None:
-            sums -= tf.gather(table, movie)
-            counts -= 1.0
-        return sums / tf.maximum(counts, 1.0)[:, None]
-
-
 class MovieFeatures(tf.keras.layers.Layer):
     """Candidate features: a movie id embedding plus its mean-pooled title words."""
 

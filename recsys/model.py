@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.features import FeatureSpec
-from recsys.layers import MovieFeatures, UserFeatures, UserHistory, mlp
+from recsys.layers import MovieFeatures, UserFeatures, mlp
 from recsys.presets import Preset
 
 
@@ -16,19 +16,12 @@ class QueryTower(tf.keras.Model):
     def __init__(self, spec: FeatureSpec, preset: Preset):
         super().__init__()
         self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2)
-        self.history = UserHistory(spec, preset.embedding_dim, preset.embedding_l2) if preset.user_history else None
         # The seed puts dropout after the last query layer too; kept for fidelity.
         self.dense = mlp(preset.tower_layers, preset.tower_dropout, preset.l2, dropout_last=True)
 
     def call(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        """Embed `inputs["user"]` at `inputs["timestamp"]`.
-
-        In training every pair's movie is in the user's history and is held out of it.
-        """
-        x = self.features(inputs["user"], inputs["timestamp"])
-        if self.history is not None:
-            x = tf.concat([x, self.history(inputs["user"], inputs["movie"] if training else None)], axis=1)
-        return self.dense(x, training=training)
+        """Embed `inputs["user"]` at `inputs["timestamp"]`."""
+        return self.dense(self.features(inputs["user"], inputs["timestamp"]), training=training)
 
 
 class CandidateTower(tf.keras.Model):
@@ -77,7 +70,6 @@ class MultiTaskModel(tfrs.Model):
                  mean_rating: float = 3.5, movie_popularity: np.ndarray | None = None):
         super().__init__()
         self.preset = preset
-        self.n_movies = spec.n_movies
         self.query_tower = QueryTower(spec, preset)
         self.candidate_tower = CandidateTower(spec, preset)
         self.rating_head = RatingHead(spec, preset, mean_rating)
@@ -119,12 +111,6 @@ class MultiTaskModel(tfrs.Model):
             total += self.rating_weight * rating_loss
         if self.retrieval_weight > 0:
             ids = features["movie"]
-            if self.preset.catalogue_negatives:
-                # Mixed negative sampling: the whole (small) catalogue joins the in-batch
-                # negatives, so rare movies are seen as negatives at every step.
-                everything = tf.range(self.n_movies, dtype=ids.dtype)
-                candidate = tf.concat([candidate, self.candidate_tower(everything, training=training)], 0)
-                ids = tf.concat([ids, everything], 0)
             kwargs = {}
             if self.preset.remove_accidental_hits:
                 kwargs["candidate_ids"] = ids

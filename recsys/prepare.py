@@ -40,10 +40,14 @@ class Prepared:
     @functools.cached_property
     def last_timestamp(self) -> np.ndarray:
         """Per user row, the latest training rating time (the query time for recall)."""
-        latest = np.full(self.spec.n_users, -np.inf)
-        np.maximum.at(latest, self.train_all["user"], self.train_all["timestamp"])
-        # A user with no training ratings is queried at the end of the training period.
-        return np.where(np.isfinite(latest), latest, self.spec.timestamp_boundaries[-1])
+        return latest_times(self.train_all, self.spec.n_users, self.spec.timestamp_boundaries[-1])
+
+
+def latest_times(part: dict[str, np.ndarray], n_users: int, fallback: float) -> np.ndarray:
+    """Per user row, the time of their latest rating in `part`; `fallback` for users with none."""
+    latest = np.full(n_users, -np.inf)
+    np.maximum.at(latest, part["user"], part["timestamp"])
+    return np.where(np.isfinite(latest), latest, fallback)
 
 
 def prepare_from(ml: data.MovieLens, split_seed: int = 42) -> Prepared:

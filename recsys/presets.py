@@ -18,12 +18,10 @@ class Preset:
     rating_bias: bool = False  # learned global, user and movie biases in the rating head
     retrieval_reduction: str = "sum"  # TFRS's default: summed over the batch
     logq_correction: bool = False
-    catalogue_negatives: bool = False  # every movie is also a negative at every step
     remove_accidental_hits: bool = False
     temperature: float = 1.0
     l2: float = 0.0  # on dense kernels
     embedding_l2: float = 0.0  # on id embeddings (user, movie), which overfit first
-    user_history: bool = False  # add the bag of the user's training movies to the query
     optimizer: str = "ranger"
     learning_rate: float = 0.1
     batch_size: int = 8192

@@ -12,7 +12,7 @@ from recsys.baseline import per_user_items
 from recsys.errors import UserError
 from recsys.evaluate import predict_ratings, query_embeddings
 from recsys.features import encode
-from recsys.prepare import Prepared
+from recsys.prepare import Prepared, latest_times
 from recsys.train import load_model
 
 METHODS = ("exact", "annoy")
@@ -32,10 +32,7 @@ class Recommender:
         ratings = prep.ml.ratings
         encoded = encode(prep.spec, ratings)
         self.rated = per_user_items(encoded, prep.spec.n_users)
-        latest = np.full(prep.spec.n_users, prep.spec.timestamp_boundaries[-1])
-        latest_seen = np.full(prep.spec.n_users, -np.inf)
-        np.maximum.at(latest_seen, encoded["user"], encoded["timestamp"])
-        self.latest_time = np.where(np.isfinite(latest_seen), latest_seen, latest)
+        self.latest_time = latest_times(encoded, prep.spec.n_users, prep.spec.timestamp_boundaries[-1])
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
@@ -67,6 +64,11 @@ class Recommender:
         """(Re)build the run's Annoy indexes from its candidate embeddings."""
         annoy_index.build(self.run.path, self.candidates, list(self.prep.spec.movie_ids), **kwargs)
         self.__dict__.pop("index", None)
+
+    @functools.cached_property
+    def unit_candidates(self) -> np.ndarray:
+        """Candidate embeddings scaled to length 1, for cosine similarity (computed once)."""
+        return self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
 
     def query(self, row: int) -> np.ndarray:
         """The user's query embedding at their latest rating time."""
@@ -104,7 +106,7 @@ class Recommender:
         """Movies most like `movie_id` by cosine similarity of their embeddings."""
         k = _check_k(k)
         row = self.movie_row(movie_id)
-        unit = self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
+        unit = self.unit_candidates
         if method == "exact":
             top = annoy_index.exact_top_k(unit @ unit[row], k, exclude=np.array([row]))
         else:

@@ -29,6 +29,11 @@ class Run:
     history: list[dict]
     info: dict  # train_seconds, best_epoch, stopped_epoch, data source, ...
 
+    def train_json(self, cached: bool) -> dict:
+        """What `python -m recsys train --json` prints for this run."""
+        return {"run_id": self.run_id, "cached": cached, "train_seconds": self.info.get("train_seconds"),
+                "metrics": self.metrics}
+
     def summary(self) -> dict:
         """What `runs --json` prints for one run."""
         return {"run_id": self.run_id, "config": self.config.to_dict(), "metrics": self.metrics, **self.info}

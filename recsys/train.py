@@ -14,7 +14,7 @@ from recsys import index as annoy_index
 from recsys import runs
 from recsys.config import RunConfig, run_id
 from recsys.errors import UserError
-from recsys.evaluate import evaluate, full_softmax_loss
+from recsys.evaluate import embed, evaluate, full_softmax_loss
 from recsys.model import MultiTaskModel
 from recsys.optim import make_optimizer
 from recsys.prepare import Prepared, prepare
@@ -31,8 +31,7 @@ class TrainResult:
 
     def to_json(self) -> dict:
         """What `python -m recsys train --json` prints."""
-        return {"run_id": self.run.run_id, "cached": self.cached,
-                "train_seconds": self.run.info.get("train_seconds"), "metrics": self.run.metrics}
+        return self.run.train_json(self.cached)
 
 
 def build_model(prep: Prepared, config: RunConfig) -> MultiTaskModel:
@@ -58,13 +57,16 @@ def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
     return model
 
 
-def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict) -> float:
+def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict,
+                   embedded: tuple[np.ndarray, np.ndarray]) -> float:
     """The weighted objective on validation: rating MSE plus full-catalogue cross-entropy."""
     loss = 0.0
     if model.rating_weight > 0:
         loss += model.rating_weight * val_metrics["rmse"] ** 2
     if model.retrieval_weight > 0:
-        loss += model.retrieval_weight * full_softmax_loss(model, prep, prep.val)
+        query, candidates = embedded
+        loss += model.retrieval_weight * full_softmax_loss(query, candidates, prep.val["movie"],
+                                                           model.preset.temperature)
     return loss
 
 
@@ -81,8 +83,9 @@ class _EpochEnd(tf.keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(folder / "tensorboard"))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        val = evaluate(self.model, self.prep, self.prep.val, recall=False)
-        sel = selection_loss(self.model, self.prep, val)
+        embedded = embed(self.model, self.prep, self.prep.val)
+        val = evaluate(self.model, self.prep, self.prep.val, recall=False, embedded=embedded)
+        sel = selection_loss(self.model, self.prep, val, embedded)
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
                **{f"val_{k}": v for k, v in val.items()}, "val_selection_loss": sel,
                "elapsed_seconds": time.perf_counter() - self.start}
