@@ -75,7 +75,11 @@ def markdown(r: dict) -> str:
     rows = [[name] + [_f(v.get(c)) for c in cols] for name, v in ex.items()]
     rows.append(["notebook, 200 epochs (issue 5)"] + [_f(NOTEBOOK_200_EPOCHS.get(c)) for c in cols])
     out.append(_table(["model", "RMSE", "top-1", "top-10", "top-100", "recall@10", "recall@100"], rows) + "\n")
-    out.append("A model trained for one task only is still scored on both: its other head is untrained.\n")
+    out.append("A model trained for one task only is still scored on both: its other head is untrained. "
+               "Top-k accuracy queries each test rating at its own time, with the user's latest training "
+               "ratings before it as the session context; filtered recall queries each user once, at their "
+               "latest rating, and asks for all of their test movies, which the session context does not "
+               "favour.\n")
 
     out.append(f"## Loss-weight sweep: {sw['total_seconds']:.0f} s for 11 settings\n")
     front = {p["rating_weight"] for p in sw["pareto"]}

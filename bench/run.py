@@ -13,6 +13,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,6 +24,7 @@ import numpy as np  # noqa: E402
 from bench import report  # noqa: E402
 from bench.measure import median, percentiles, run_child, time_calls  # noqa: E402
 from recsys import index as annoy_index  # noqa: E402
+from recsys import presets  # noqa: E402
 from recsys.baseline import popularity_metrics  # noqa: E402
 from recsys.config import RunConfig  # noqa: E402
 from recsys.evaluate import evaluate  # noqa: E402
@@ -89,6 +91,12 @@ def experiments(prep) -> dict:
         res = train(RunConfig(float(rw), float(tw)), prep=prep)
         out[name] = {**res.run.metrics, "stopped_epoch": res.run.info["stopped_epoch"],
                      "train_seconds": res.run.info["train_seconds"]}
+    # What the session context buys, and costs: the same preset without it.
+    name = "joint (1, 1), no session context"
+    log(f"experiment {name}")
+    presets.PRESETS["default-no-context"] = replace(presets.PRESETS["default"], context_size=0,
+                                                    context_rating=False)
+    out[name] = train(RunConfig(1.0, 1.0, preset="default-no-context"), prep=prep).run.metrics
     out["popularity baseline"] = popularity_metrics(prep.train_all, prep.test, prep.spec.n_users, prep.spec.n_movies)
     return out
 

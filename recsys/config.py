@@ -11,7 +11,7 @@ from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
 
 # Bump when a code change alters what a config trains to, so old runs are not reused.
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 

@@ -14,7 +14,8 @@ import tensorflow as tf
 from recsys.features import FeatureSpec
 
 
-def _l2(weight: float):
+def l2_regularizer(weight: float):
+    """An L2 penalty of `weight`, or None for 0."""
     return tf.keras.regularizers.l2(weight) if weight else None
 
 
@@ -29,13 +30,23 @@ def _scalar_features(boundaries: np.ndarray, mean: float, var: float, dim: int, 
     return bucket, embed, norm
 
 
-class UserFeatures(tf.keras.layers.Layer):
-    """Query features: user id, timestamp bucket and value, age bucket and value, gender."""
+def _masked_mean(embedding: tf.keras.layers.Embedding, ids: tf.Tensor) -> tf.Tensor:
+    """Mean of the embeddings of the non-zero ids in each row (zeros for an all-zero row)."""
+    mask = tf.cast(ids > 0, tf.float32)[..., None]
+    return tf.reduce_sum(embedding(ids) * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
 
-    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
+
+class UserFeatures(tf.keras.layers.Layer):
+    """Query features: user id, timestamp bucket and value, age bucket and value, gender,
+    and optionally the mean embedding of the `context_size` movies rated last before the query time."""
+
+    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, context_size: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.user_embedding = tf.keras.layers.Embedding(spec.n_users, dim, embeddings_regularizer=_l2(l2),
-                                                        name="user_embedding")
+        self.context_size = context_size
+        if context_size:
+            self.context_embedding = tf.keras.layers.Embedding(spec.n_movies + 1, dim, name="context_embedding")
+        self.user_embedding = tf.keras.layers.Embedding(
+            spec.n_users, dim, embeddings_regularizer=l2_regularizer(l2), name="user_embedding")
         self.ts_bucket, self.ts_embedding, self.ts_norm = _scalar_features(
             spec.timestamp_boundaries, spec.timestamp_mean, spec.timestamp_var, dim, "timestamp")
         self.age_bucket, self.age_embedding, self.age_norm = _scalar_features(
@@ -44,12 +55,16 @@ class UserFeatures(tf.keras.layers.Layer):
         self.user_age = tf.constant(spec.user_age, tf.float32)
         self.user_gender = tf.constant(spec.user_gender, tf.int32)
 
-    def call(self, user: tf.Tensor, timestamp: tf.Tensor) -> tf.Tensor:
-        """Concatenate the user's features; `timestamp` is seconds since the epoch."""
+    def call(self, user: tf.Tensor, timestamp: tf.Tensor, context: tf.Tensor | None = None) -> tf.Tensor:
+        """Concatenate the user's features; `timestamp` is seconds since the epoch.
+
+        `context` is [batch, >= context_size] movie rows + 1, latest first, 0-padded.
+        """
         ts = _column(tf.cast(timestamp, tf.float32))
         age = _column(tf.gather(self.user_age, user))
         gender = _column(tf.gather(self.user_gender, user))
-        return tf.concat([
+        extra = [_masked_mean(self.context_embedding, context[:, :self.context_size])] if self.context_size else []
+        return tf.concat(extra + [
             self.user_embedding(user),
             tf.squeeze(self.ts_embedding(self.ts_bucket(ts)), 1),
             self.ts_norm(ts),
@@ -64,23 +79,21 @@ class MovieFeatures(tf.keras.layers.Layer):
 
     def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.movie_embedding = tf.keras.layers.Embedding(spec.n_movies, dim, embeddings_regularizer=_l2(l2),
-                                                         name="movie_embedding")
+        self.movie_embedding = tf.keras.layers.Embedding(
+            spec.n_movies, dim, embeddings_regularizer=l2_regularizer(l2), name="movie_embedding")
         self.word_embedding = tf.keras.layers.Embedding(len(spec.title_words), dim, name="word_embedding")
         self.title_tokens = tf.constant(spec.title_tokens, tf.int32)
 
     def call(self, movie: tf.Tensor) -> tf.Tensor:
         """Concatenate the movie embedding and the mean of its title word embeddings."""
-        tokens = tf.gather(self.title_tokens, movie)
-        mask = tf.cast(tokens > 0, tf.float32)[..., None]
-        words = tf.reduce_sum(self.word_embedding(tokens) * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        words = _masked_mean(self.word_embedding, tf.gather(self.title_tokens, movie))
         return tf.concat([self.movie_embedding(movie), words], axis=1)
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0, l2: float = 0.0, dropout_last: bool = False,
         name: str | None = None) -> tf.keras.Sequential:
     """ReLU layers with dropout between them and a linear last layer."""
-    reg = _l2(l2)
+    reg = l2_regularizer(l2)
     layers: list[tf.keras.layers.Layer] = []
     for i, size in enumerate(sizes):
         last = i == len(sizes) - 1

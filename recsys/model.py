@@ -6,8 +6,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.features import FeatureSpec
-from recsys.layers import MovieFeatures, UserFeatures, mlp
+from recsys.layers import MovieFeatures, UserFeatures, l2_regularizer, mlp
 from recsys.presets import Preset
+from recsys.retrieval import DistinctCandidateRetrieval
 
 
 class QueryTower(tf.keras.Model):
@@ -15,13 +16,14 @@ class QueryTower(tf.keras.Model):
 
     def __init__(self, spec: FeatureSpec, preset: Preset):
         super().__init__()
-        self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2)
+        self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2, preset.context_size)
         # The seed puts dropout after the last query layer too; kept for fidelity.
         self.dense = mlp(preset.tower_layers, preset.tower_dropout, preset.l2, dropout_last=True)
 
     def call(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        """Embed `inputs["user"]` at `inputs["timestamp"]`."""
-        return self.dense(self.features(inputs["user"], inputs["timestamp"]), training=training)
+        """Embed `inputs["user"]` at `inputs["timestamp"]`, with `inputs["context"]` if used."""
+        features = self.features(inputs["user"], inputs["timestamp"], inputs.get("context"))
+        return self.dense(features, training=training)
 
 
 class CandidateTower(tf.keras.Model):
@@ -38,22 +40,45 @@ class CandidateTower(tf.keras.Model):
 
 
 class RatingHead(tf.keras.Model):
-    """An MLP over both embeddings, plus optional global, user and movie biases."""
+    """An MLP over both embeddings, plus optional learned biases and matrix-factorisation
+    term, and optionally the offset of the user's latest ratings (the context) from the mean.
+    """
 
     def __init__(self, spec: FeatureSpec, preset: Preset, mean_rating: float):
         super().__init__()
         self.mlp = mlp(preset.rating_layers, preset.rating_dropout, preset.l2)
+        self.mean_rating = mean_rating
+        self.context_size = preset.context_size if preset.context_rating else 0
         self.use_bias = preset.rating_bias
         if self.use_bias:
             zeros = tf.keras.initializers.Zeros()
             self.user_bias = tf.keras.layers.Embedding(spec.n_users, 1, embeddings_initializer=zeros)
             self.movie_bias = tf.keras.layers.Embedding(spec.n_movies, 1, embeddings_initializer=zeros)
-            self.mean_rating = mean_rating
+        self.factors = preset.rating_factors
+        if self.factors:
+            # Own factors: the towers' embeddings are shaped mostly by retrieval.
+            reg = l2_regularizer(preset.rating_factor_l2)
+            self.user_factor, self.movie_factor = (
+                tf.keras.layers.Embedding(n, self.factors, embeddings_regularizer=reg,
+                                          embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
+                for n in (spec.n_users, spec.n_movies))
 
     def call(self, query: tf.Tensor, candidate: tf.Tensor, user: tf.Tensor, movie: tf.Tensor,
-             training: bool = False) -> tf.Tensor:
-        """Predicted rating, shape [batch, 1]."""
-        out = self.mlp(tf.concat([query, candidate], axis=1), training=training)
+             context_rating: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+        """Predicted rating, shape [batch, 1].
+
+        `context_rating` is [batch, >= context_size]: the ratings of the query's context
+        movies, 0 where there is none.
+        """
+        inputs = [query, candidate]
+        if self.context_size:
+            ratings = context_rating[:, :self.context_size]
+            given = tf.cast(ratings > 0, tf.float32)
+            offset = tf.reduce_sum((ratings - self.mean_rating) * given, 1, keepdims=True)
+            inputs.append(offset / tf.maximum(tf.reduce_sum(given, 1, keepdims=True), 1.0))
+        out = self.mlp(tf.concat(inputs, axis=1), training=training)
+        if self.factors:
+            out = out + tf.reduce_sum(self.user_factor(user) * self.movie_factor(movie), 1, keepdims=True)
         if self.use_bias:
             out = out + self.mean_rating + self.user_bias(user) + self.movie_bias(movie)
         return out
@@ -77,13 +102,9 @@ class MultiTaskModel(tfrs.Model):
         self.retrieval_weight = float(retrieval_weight)
         self.rating_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.MeanSquaredError(), metrics=[tf.keras.metrics.RootMeanSquaredError()])
-        reduction = (tf.keras.losses.Reduction.SUM if preset.retrieval_reduction == "sum"
-                     else tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE)
-        self.retrieval_task = tfrs.tasks.Retrieval(
-            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=reduction),
-            temperature=preset.temperature if preset.temperature != 1.0 else None,
-            remove_accidental_hits=preset.remove_accidental_hits,
-        )
+        self.retrieval_task = DistinctCandidateRetrieval(
+            temperature=preset.temperature, remove_accidental_hits=preset.remove_accidental_hits,
+            reduction=preset.retrieval_reduction)
         # In-batch negatives are sampled in proportion to popularity; logQ correction
         # subtracts log(p) so popular movies are not over-penalised.
         self.sampling_probability = None
@@ -93,16 +114,23 @@ class MultiTaskModel(tfrs.Model):
         self.rating_loss_tracker = tf.keras.metrics.Mean("rating_loss")
         self.retrieval_loss_tracker = tf.keras.metrics.Mean("retrieval_loss")
 
+    def _forward(self, features: dict, training: bool) -> tuple:
+        """Both towers and the rating head; the candidate tower runs once per distinct movie."""
+        query = self.query_tower(features, training=training)
+        distinct, row, counts = tf.unique_with_counts(features["movie"])
+        candidates = self.candidate_tower(distinct, training=training)
+        rating = self.rating_head(query, tf.gather(candidates, row), features["user"], features["movie"],
+                                  features.get("context_rating"), training=training)
+        return query, candidates, distinct, row, counts, rating
+
     def call(self, features: dict, training: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Query embeddings, candidate embeddings and predicted ratings for a batch."""
-        query = self.query_tower(features, training=training)
-        candidate = self.candidate_tower(features["movie"], training=training)
-        rating = self.rating_head(query, candidate, features["user"], features["movie"], training=training)
-        return query, candidate, rating
+        query, candidates, _, row, _, rating = self._forward(features, training)
+        return query, tf.gather(candidates, row), rating
 
     def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
         """The weighted sum of the two task losses (plus any L2 penalty)."""
-        query, candidate, rating = self(features, training=training)
+        query, candidates, distinct, row, counts, rating = self._forward(features, training)
         total = tf.constant(0.0)
         if self.rating_weight > 0:
             rating_loss = self.rating_task(labels=features["rating"], predictions=rating,
@@ -110,13 +138,9 @@ class MultiTaskModel(tfrs.Model):
             self.rating_loss_tracker.update_state(rating_loss)
             total += self.rating_weight * rating_loss
         if self.retrieval_weight > 0:
-            ids = features["movie"]
-            kwargs = {}
-            if self.preset.remove_accidental_hits:
-                kwargs["candidate_ids"] = ids
-            if self.sampling_probability is not None:
-                kwargs["candidate_sampling_probability"] = tf.gather(self.sampling_probability, ids)
-            retrieval_loss = self.retrieval_task(query, candidate, compute_metrics=not training, **kwargs)
+            probability = (None if self.sampling_probability is None
+                           else tf.gather(self.sampling_probability, distinct))
+            retrieval_loss = self.retrieval_task(query, candidates, row, counts, probability)
             self.retrieval_loss_tracker.update_state(retrieval_loss)
             total += self.retrieval_weight * retrieval_loss
         return total

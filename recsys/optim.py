@@ -6,9 +6,16 @@ from recsys.errors import UserError
 OPTIMIZERS = ("ranger", "adam", "adagrad")
 
 
-def make_optimizer(name: str, learning_rate: float):
-    """Build the optimiser `name`; "ranger" is the notebook's RAdam wrapped in Lookahead."""
+def make_optimizer(name: str, learning_rate: float, decay: float = 1.0, steps_per_epoch: int = 1):
+    """Build the optimiser `name`; "ranger" is the notebook's RAdam wrapped in Lookahead.
+
+    For Adam and Adagrad, the learning rate is multiplied by `decay` once per epoch.
+    """
     import tensorflow as tf  # late, so config validation stays free of TensorFlow
+
+    rate = learning_rate
+    if decay != 1.0:
+        rate = tf.keras.optimizers.schedules.ExponentialDecay(learning_rate, steps_per_epoch, decay)
 
     if name == "ranger":
         import tensorflow_addons as tfa  # imported late: it warns loudly on import
@@ -18,7 +25,7 @@ def make_optimizer(name: str, learning_rate: float):
             learning_rate=learning_rate, total_steps=150, warmup_proportion=0.4, min_lr=0.01)
         return tfa.optimizers.Lookahead(radam, sync_period=6, slow_step_size=0.5)
     if name == "adam":
-        return tf.keras.optimizers.Adam(learning_rate)
+        return tf.keras.optimizers.Adam(rate)
     if name == "adagrad":
-        return tf.keras.optimizers.Adagrad(learning_rate)
+        return tf.keras.optimizers.Adagrad(rate)
     raise UserError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")

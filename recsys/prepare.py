@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys import data, features
+from recsys.context import CONTEXT_KEYS, TimeNeighbours
 from recsys.baseline import per_user_items
 from recsys.split import Split, split
 
@@ -38,6 +39,15 @@ class Prepared:
         return per_user_items(self.train_all, self.spec.n_users)
 
     @functools.cached_property
+    def neighbours(self) -> TimeNeighbours:
+        """Latest-before-a-time lookups into the training part (the query tower's context)."""
+        return TimeNeighbours(self.train, self.spec.n_users)
+
+    def context(self, user: np.ndarray, timestamp: np.ndarray) -> dict[str, np.ndarray]:
+        """The context features for new (user row, time) queries, e.g. recommendations."""
+        return dict(zip(CONTEXT_KEYS, self.neighbours.lookup(user, timestamp)))
+
+    @functools.cached_property
     def last_timestamp(self) -> np.ndarray:
         """Per user row, the latest training rating time (the query time for recall)."""
         return latest_times(self.train_all, self.spec.n_users, self.spec.timestamp_boundaries[-1])
@@ -55,8 +65,13 @@ def prepare_from(ml: data.MovieLens, split_seed: int = 42) -> Prepared:
     sp = split(ml, seed=split_seed)
     train, val, test = sp.frames(ml.ratings)
     spec = features.build_spec(ml, train)
-    return Prepared(ml, sp, spec, features.encode(spec, train), features.encode(spec, val),
-                    features.encode(spec, test))
+    parts = [features.encode(spec, frame) for frame in (train, val, test)]
+    neighbours = TimeNeighbours(parts[0], spec.n_users)
+    for i, part in enumerate(parts):
+        # A training row's context never includes the row itself.
+        exclude = np.arange(len(part["user"])) if i == 0 else None
+        part.update(zip(CONTEXT_KEYS, neighbours.lookup(part["user"], part["timestamp"], exclude=exclude)))
+    return Prepared(ml, sp, spec, *parts)
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ import pandas as pd
 from recsys import index as annoy_index
 from recsys import runs, search
 from recsys.baseline import per_user_items
+from recsys.context import CONTEXT_KEYS, TimeNeighbours
 from recsys.errors import UserError
 from recsys.evaluate import predict_ratings, query_embeddings
 from recsys.features import encode
@@ -33,6 +34,10 @@ class Recommender:
         encoded = encode(prep.spec, ratings)
         self.rated = per_user_items(encoded, prep.spec.n_users)
         self.latest_time = latest_times(encoded, prep.spec.n_users, prep.spec.timestamp_boundaries[-1])
+        users = np.arange(prep.spec.n_users)
+        # The session feature at the query time: each user's latest ratings of all.
+        self.context = dict(zip(CONTEXT_KEYS, TimeNeighbours(encoded, prep.spec.n_users).lookup(
+            users, self.latest_time)))
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
@@ -72,7 +77,8 @@ class Recommender:
 
     def query(self, row: int) -> np.ndarray:
         """The user's query embedding at their latest rating time."""
-        return query_embeddings(self.model, np.array([row]), self.latest_time[[row]])[0]
+        return query_embeddings(self.model, self.prep, np.array([row]), self.latest_time[[row]],
+                                self.context["context"][[row]])[0]
 
     # ------------------------------------------------------------------ answers
     def _frame(self, rows, scores, query: np.ndarray | None, user_row: int | None) -> pd.DataFrame:
@@ -81,8 +87,9 @@ class Recommender:
                             "title": self.titles[rows], "score": np.asarray(scores, float)})
         if query is not None and len(rows):
             q = np.repeat(query[None, :], len(rows), axis=0)
-            out["predicted_rating"] = predict_ratings(self.model, q, self.candidates,
-                                                      np.full(len(rows), user_row), rows)
+            out["predicted_rating"] = predict_ratings(
+                self.model, q, self.candidates, np.full(len(rows), user_row), rows,
+                np.repeat(self.context["context_rating"][[user_row]], len(rows), axis=0))
         return out
 
     def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True) -> pd.DataFrame:

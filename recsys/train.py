@@ -46,7 +46,8 @@ def build_model(prep: Prepared, config: RunConfig) -> MultiTaskModel:
 
 def _inputs(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"user": part["user"], "movie": part["movie"], "rating": part["rating"],
-            "timestamp": part["timestamp"].astype(np.float32)}
+            "timestamp": part["timestamp"].astype(np.float32), "context": part["context"],
+            "context_rating": part["context_rating"]}
 
 
 def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
@@ -147,13 +148,15 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     preset = config.resolved_preset()
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(prep, config)
-    model.compile(optimizer=make_optimizer(preset.optimizer, preset.learning_rate))
-    data = (tf.data.Dataset.from_tensor_slices(_inputs(prep.train))
-            .shuffle(len(prep.train["user"]), seed=config.seed, reshuffle_each_iteration=True)
-            .batch(preset.batch_size).prefetch(tf.data.AUTOTUNE))
+    steps = -(-len(prep.train["user"]) // preset.batch_size)
+    optimizer = make_optimizer(preset.optimizer, preset.learning_rate, preset.learning_rate_decay, steps)
+    model.compile(optimizer=optimizer)
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress)
     start = time.perf_counter()
-    model.fit(data, epochs=preset.epochs, verbose=0, callbacks=[epoch_end])
+    # Arrays, not a tf.data pipeline: Keras then shuffles an index permutation each epoch
+    # and gathers whole batches, instead of shuffling 72,000 elements one by one.
+    model.fit(_inputs(prep.train), batch_size=preset.batch_size, shuffle=True, epochs=preset.epochs,
+              verbose=0, callbacks=[epoch_end])
     train_seconds = time.perf_counter() - start
 
     model.set_weights(epoch_end.best[2])

@@ -17,7 +17,8 @@ def prep(tmp_path_factory):
 def _batch(prep, n=16):
     p = prep.train
     return {"user": tf.constant(p["user"][:n]), "movie": tf.constant(p["movie"][:n]),
-            "timestamp": tf.constant(p["timestamp"][:n], tf.float32), "rating": tf.constant(p["rating"][:n])}
+            "timestamp": tf.constant(p["timestamp"][:n], tf.float32), "rating": tf.constant(p["rating"][:n]),
+            "context": tf.constant(p["context"][:n]), "context_rating": tf.constant(p["context_rating"][:n])}
 
 
 def test_user_features_shape_and_parts(prep):
@@ -104,3 +105,31 @@ def test_seed_preset_builds_the_notebook_architecture(prep):
     q = [l.units for l in model.query_tower.dense.layers if isinstance(l, tf.keras.layers.Dense)]
     assert q == [64, 32, 32, 32, 32]
     assert model.preset.batch_size == 8192 and model.preset.optimizer == "ranger"
+
+
+def test_the_context_feeds_the_query_tower_only_when_the_preset_uses_it(prep):
+    batch = _batch(prep, 4)
+    other = dict(batch, context=tf.where(batch["context"] > 0, (batch["context"] % prep.spec.n_movies) + 1, 0))
+    for preset, differs in (("default", True), ("seed", False)):
+        model = build_model(prep, RunConfig(preset=preset))
+        q1 = model.query_tower(batch).numpy()
+        q2 = model.query_tower(other).numpy()
+        assert (not np.allclose(q1, q2)) == differs, preset
+    assert build_model(prep, RunConfig()).preset.context_size > 0
+
+
+def test_rating_head_adds_biases_factors_and_the_context_offset(prep):
+    model = build_model(prep, RunConfig())
+    head = model.rating_head
+    for var in head.user_bias.weights + head.movie_bias.weights:
+        var.assign(tf.random.normal(var.shape))
+    query, candidate = tf.random.normal((3, 64)), tf.random.normal((3, 64))
+    user, movie = tf.constant([0, 1, 2]), tf.constant([3, 4, 5])
+    ratings = tf.constant([[5.0, 3.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    ratings = tf.pad(ratings, [[0, 0], [0, model.preset.context_size - 3]])
+    got = head(query, candidate, user, movie, ratings).numpy().ravel()
+    offset = np.array([[4.0 - head.mean_rating], [1.0 - head.mean_rating], [0.0]], np.float32)
+    mlp = head.mlp(tf.concat([query, candidate, offset], 1)).numpy().ravel()
+    factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)
+    biases = head.user_bias(user).numpy().ravel() + head.movie_bias(movie).numpy().ravel()
+    np.testing.assert_allclose(got, mlp + factors + biases + head.mean_rating, rtol=1e-5, atol=1e-5)

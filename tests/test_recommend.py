@@ -122,11 +122,31 @@ def test_query_is_at_the_users_latest_rating_time(rec):
     assert len(later_than_training) >= 3
     for row in [0, 1, *later_than_training]:
         user = rec.prep.spec.user_ids[row]
-        at_latest = query_embeddings(rec.model, np.array([row]), np.array([float(latest[user])]))[0]
+        context = rec.context["context"][[row]]
+        at_latest = query_embeddings(rec.model, rec.prep, np.array([row]), np.array([float(latest[user])]), context)[0]
         np.testing.assert_allclose(rec.query(row), at_latest, rtol=1e-6, err_msg=user)
-        at_training = query_embeddings(rec.model, np.array([row]), rec.prep.last_timestamp[[row]])[0]
+        at_training = query_embeddings(rec.model, rec.prep, np.array([row]), rec.prep.last_timestamp[[row]],
+                                       context)[0]
         if row in later_than_training:
             assert not np.allclose(rec.query(row), at_training), user  # the time does enter the query
+
+
+def test_serving_context_is_the_users_latest_ratings_of_all(rec):
+    ratings, _, _ = _raw()
+    movie_rows = {m: i for i, m in enumerate(rec.prep.spec.movie_ids)}
+    k = rec.context["context"].shape[1]
+    checked = 0
+    for row, user in enumerate(rec.prep.spec.user_ids):
+        mine = ratings[ratings.user_id == user].sort_values("timestamp", ascending=False)
+        if len(mine) > k and mine.timestamp.iloc[k - 1] == mine.timestamp.iloc[k]:
+            continue  # a tie at the cut: either movie may be kept
+        expected = {movie_rows[m] + 1 for m in mine.movie_id.iloc[:k]}
+        got = rec.context["context"][row]
+        assert set(got[got > 0]) == expected, user
+        ctx_ratings = rec.context["context_rating"][row]
+        assert sorted(ctx_ratings[ctx_ratings > 0]) == sorted(mine.rating.iloc[:k].astype(float)), user
+        checked += 1
+    assert checked >= 5
 
 
 def test_user_ids_are_looked_up_as_text(rec):
