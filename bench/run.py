@@ -17,6 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Runs go to temporary artifact folders, but the data stays where `make setup` put it.
+os.environ.setdefault("RECSYS_DATA_DIR", str(Path(__file__).resolve().parent.parent / "artifacts" / "data"))
 WORK = Path(tempfile.gettempdir())  # replaced by a fresh folder in main()
 
 import numpy as np  # noqa: E402

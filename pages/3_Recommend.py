@@ -40,6 +40,11 @@ cols[4].metric("Mean rating", f"{profile['mean_rating']:.2f}" if profile["mean_r
 with st.expander(f"Highest-rated movies of user {ui.escape(profile['user_id'])}"):
     st.dataframe(profile["top_rated"].rename(columns={"movie_id": "Movie id", "movie_title": "Title",
                                                       "user_rating": "Stars"}), hide_index=True)
+session = rec.session(user)
+if len(session):
+    with st.expander(f"Latest {len(session)} ratings: the session the recommendations start from"):
+        st.dataframe(session.rename(columns={"movie_id": "Movie id", "title": "Title", "user_rating": "Stars"}),
+                     hide_index=True)
 
 exact = rec.recommend(user, k, method="exact", exclude_rated=hide_rated)
 annoy = rec.recommend(user, k, method="annoy", exclude_rated=hide_rated)

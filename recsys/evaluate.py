@@ -62,8 +62,11 @@ def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray],
 
 
 def full_softmax_loss(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray, temperature: float) -> float:
-    """Mean cross-entropy of each true movie against the whole catalogue (no sampling)."""
-    logits = (query @ candidates.T) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    log_z = np.log(np.exp(logits).sum(axis=1))
-    return float(np.mean(log_z - logits[np.arange(len(logits)), positives]))
+    """Mean cross-entropy of each true movie against the whole catalogue (no sampling).
+
+    In TensorFlow, not NumPy: it runs every epoch, and the [8,000, 1,682] exponentials are
+    several times faster multi-threaded in float32.
+    """
+    logits = tf.linalg.matmul(query, candidates, transpose_b=True) / temperature
+    positive = tf.gather(logits, tf.constant(positives, tf.int32), batch_dims=1)
+    return float(tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positive))

@@ -133,6 +133,16 @@ class Recommender:
                 "ratings": int(len(mine)), "mean_rating": float(mine.user_rating.mean()) if len(mine) else None,
                 "top_rated": best[["movie_id", "movie_title", "user_rating"]].reset_index(drop=True)}
 
+    def session(self, user_id) -> pd.DataFrame:
+        """The user's latest ratings that their query starts from, latest first (none for a
+        preset without the session context)."""
+        row = self.user_row(user_id)
+        n = self.model.preset.context_size
+        ids, stars = self.context["context"][row, :n], self.context["context_rating"][row, :n]
+        rows = ids[ids > 0] - 1
+        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in rows],
+                             "title": self.titles[rows], "user_rating": stars[ids > 0].astype(int)})
+
     def keyword(self, word: str, k: int = 10, movie_id: str | None = None) -> dict:
         """Title search: matches, and for one match its neighbours and its top rater's picks."""
         ml = self.prep.ml

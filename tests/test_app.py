@@ -316,7 +316,11 @@ def test_recommend_shows_profile_and_exact_and_annoy_side_by_side(tiny_run):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Age"] == str(int(user.raw_user_age)) and shown["Occupation"] == user.user_occupation_text
     assert shown["Ratings"] == str((prep.ml.ratings.user_id == "5").sum())
-    exact, annoy = at.dataframe[1].value, at.dataframe[2].value  # [0] is the highest-rated list
+    # [0] is the highest-rated list, [1] the latest ratings the query starts from
+    session = at.dataframe[1].value
+    assert list(session.columns) == ["Movie id", "Title", "Stars"] and len(session) > 0
+    assert set(session["Movie id"]) <= set(prep.ml.ratings[prep.ml.ratings.user_id == "5"].movie_id)
+    exact, annoy = at.dataframe[2].value, at.dataframe[3].value
     assert len(exact) == len(annoy) == 10
     assert list(exact.columns) == ["Title", "Score", "Predicted rating", "Both"]
     assert list(exact.Both) == [t in set(annoy.Title) for t in exact.Title]
@@ -327,20 +331,20 @@ def test_recommend_shows_profile_and_exact_and_annoy_side_by_side(tiny_run):
 def test_recommend_changes_with_the_user_the_size_and_the_hide_rated_toggle(tiny_run, monkeypatch):
     prep, _ = tiny_run
     at = open_page("Recommend", user="5")
-    first = at.dataframe[1].value
+    first = at.dataframe[2].value
     assert not set(first.Title) & _rated_titles(prep, "5")
 
     at.toggle(key="hide_rated").set_value(False).run()
-    assert set(_titles(at, 1)) & _rated_titles(prep, "5")  # rated movies are back
-    assert _titles(at, 1) != list(first.Title)
+    assert set(_titles(at, 2)) & _rated_titles(prep, "5")  # rated movies are back
+    assert _titles(at, 2) != list(first.Title)
 
     at.toggle(key="hide_rated").set_value(True)
     at.selectbox(key="user").set_value("6").run()
-    assert not at.dataframe[1].value.equals(first)
-    assert not set(_titles(at, 1)) & _rated_titles(prep, "6")
+    assert not at.dataframe[2].value.equals(first)
+    assert not set(_titles(at, 2)) & _rated_titles(prep, "6")
 
     at.slider(key="k").set_value(5).run()
-    assert len(at.dataframe[1].value) == len(at.dataframe[2].value) == 5
+    assert len(at.dataframe[2].value) == len(at.dataframe[3].value) == 5
 
     monkeypatch.setattr("random.choice", lambda options: "17")
     _button(at, "Random user").click().run()

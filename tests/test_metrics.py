@@ -75,3 +75,14 @@ def test_per_user_items():
     part = {"user": np.array([2, 0, 2, 2]), "movie": np.array([5, 1, 5, 3])}
     items = per_user_items(part, n_users=3)
     assert [i.tolist() for i in items] == [[1], [], [3, 5]]
+
+
+def test_full_softmax_loss_matches_a_hand_computed_example():
+    from recsys.evaluate import full_softmax_loss
+
+    query = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+    cands = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    # logits / 0.5: row 0 = [2, 0, 2], true movie 1; row 1 = [0, 4, 4], true movie 2
+    expected = np.mean([np.log(2 * np.e**2 + 1) - 0.0, np.log(1 + 2 * np.e**4) - 4.0])
+    got = full_softmax_loss(query, cands, np.array([1, 2]), temperature=0.5)
+    assert got == pytest.approx(expected, rel=1e-5)

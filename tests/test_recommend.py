@@ -149,6 +149,18 @@ def test_serving_context_is_the_users_latest_ratings_of_all(rec):
     assert checked >= 5
 
 
+def test_session_lists_the_latest_ratings_the_query_uses(rec):
+    user = rec.prep.spec.user_ids[0]
+    ratings, _, _ = _raw()
+    session = rec.session(user)
+    n = rec.model.preset.context_size
+    mine = ratings[ratings.user_id == user].sort_values("timestamp", ascending=False)
+    assert len(session) == min(n, len(mine)) > 0
+    assert set(session.movie_id) <= set(mine.movie_id)
+    assert session.user_rating.between(1, 5).all()
+    assert session.movie_id.iloc[0] in set(mine.movie_id[mine.timestamp == mine.timestamp.iloc[0]])
+
+
 def test_user_ids_are_looked_up_as_text(rec):
     assert rec.recommend(3, k=4).movie_id.tolist() == rec.recommend(" 3 ", k=4).movie_id.tolist()
 
