@@ -55,15 +55,19 @@ def _batches(inputs: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.da
 
     Only row numbers are shuffled (one permutation op per epoch) and whole batches are
     gathered from the arrays: far cheaper than shuffling 72,000 records one by one. One
-    iterator serves every epoch. (Handing `fit` the arrays does much the same, but its
-    autotuned iterator sometimes held `fit` for up to 19 s after early stopping.)
+    iterator serves every epoch.
     """
     tensors = {k: tf.constant(v) for k, v in inputs.items()}
     n = len(inputs["user"])
     orders = tf.data.Dataset.random(seed=seed).map(
         lambda s: tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([s, 0])))
+    # No autotuning: nothing here is tuned, and its background thread made deleting the
+    # iterator (when `fit` returns) wait for its next wake-up, up to 19 s after the last epoch.
+    options = tf.data.Options()
+    options.autotune.enabled = False
     return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-            .map(lambda rows: {k: tf.gather(t, rows) for k, t in tensors.items()}).prefetch(2))
+            .map(lambda rows: {k: tf.gather(t, rows) for k, t in tensors.items()}).prefetch(2)
+            .with_options(options))
 
 
 def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:

@@ -198,10 +198,11 @@ def _journey(page: Page, url: str) -> None:
     expect(page.get_by_text("Trade-off: rating error against retrieval accuracy")).to_be_attached()
     _screenshot(page, "compare")
 
-    # Recommend: a user's profile, exact and Annoy lists side by side.
+    # Recommend: a user's profile, latest ratings, exact and Annoy lists side by side.
     _nav(page, "Recommend")
     expect(page.get_by_text("Annoy recall@10")).to_be_visible(timeout=60_000)
-    expect(page.locator("[data-testid=stDataFrame]")).to_have_count(3)
+    expect(page.get_by_text("the session the recommendations start from")).to_be_attached()
+    expect(page.locator("[data-testid=stDataFrame]")).to_have_count(4)
     page.get_by_role("button", name="Random user").click()
     _settled(page)
     expect(page).to_have_url(re.compile(r"[?&]user=\d+"), timeout=15_000)  # the user is kept in the URL
