@@ -61,8 +61,8 @@ def _batches(inputs: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.da
     n = len(inputs["user"])
     orders = tf.data.Dataset.random(seed=seed).map(
         lambda s: tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([s, 0])))
-    # No autotuning: nothing here is tuned, and its background thread made deleting the
-    # iterator (when `fit` returns) wait for its next wake-up, up to 19 s after the last epoch.
+    # No autotuning: nothing here needs it, and with it on, deleting the iterator when
+    # `fit` returned stalled for up to 19 s in about half of the runs (README, Benchmarks).
     options = tf.data.Options()
     options.autotune.enabled = False
     return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
