@@ -28,7 +28,6 @@ class TimeNeighbours:
         self.movie = history["movie"][self.order]
         self.rating = history["rating"][self.order]
         self.start = np.searchsorted(self.user, np.arange(n_users), side="left")
-        self.end = np.searchsorted(self.user, np.arange(n_users), side="right")
         self._key = self._keys(self.user, self.timestamp)
 
     @staticmethod

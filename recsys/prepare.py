@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys import data, features
-from recsys.context import CONTEXT_KEYS, TimeNeighbours
 from recsys.baseline import per_user_items
+from recsys.context import CONTEXT_KEYS, TimeNeighbours
 from recsys.split import Split, split
 
 
@@ -66,12 +66,12 @@ def prepare_from(ml: data.MovieLens, split_seed: int = 42) -> Prepared:
     train, val, test = sp.frames(ml.ratings)
     spec = features.build_spec(ml, train)
     parts = [features.encode(spec, frame) for frame in (train, val, test)]
-    neighbours = TimeNeighbours(parts[0], spec.n_users)
+    prep = Prepared(ml, sp, spec, *parts)
     for i, part in enumerate(parts):
         # A training row's context never includes the row itself.
         exclude = np.arange(len(part["user"])) if i == 0 else None
-        part.update(zip(CONTEXT_KEYS, neighbours.lookup(part["user"], part["timestamp"], exclude=exclude)))
-    return Prepared(ml, sp, spec, *parts)
+        part.update(zip(CONTEXT_KEYS, prep.neighbours.lookup(part["user"], part["timestamp"], exclude=exclude)))
+    return prep
 
 
 @functools.lru_cache(maxsize=4)
