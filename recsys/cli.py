@@ -52,8 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer")
     t.add_argument("--seed", type=_int, default=42)
     t.add_argument("--split-seed", type=_int, default=42)
+    t.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
     t.add_argument("--data", help="a GroupLens ml-100k folder or zip")
     t.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("baselines", help="popularity, EASE and item-kNN on the same split and metrics")
+    b.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
+    b.add_argument("--split-seed", type=_int, default=42)
+    b.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    b.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="list stored runs")
     r.add_argument("--json", action="store_true")
@@ -70,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--exact", dest="method", action="store_const", const="exact")
     how.add_argument("--annoy", dest="method", action="store_const", const="annoy")
     c.add_argument("--include-rated", action="store_true", help="keep movies the user already rated")
+    c.add_argument("--rank", default="blend", help="order: watch (retrieval), love (predicted rating) or blend")
+    c.add_argument("--candidates", type=_int, help="movies the first stage retrieves (default: the run's)")
     c.add_argument("--run")
     c.add_argument("--json", action="store_true")
 
@@ -106,7 +115,7 @@ def cmd_train(args) -> dict:
     config = RunConfig(rating_weight=args.rating_weight, retrieval_weight=args.retrieval_weight,
                        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-                       split_seed=args.split_seed).validate()  # before TensorFlow is even imported
+                       split_seed=args.split_seed, split=args.split).validate()  # before TensorFlow is imported
     if args.data and not os.path.exists(args.data):
         raise UserError(f"data path {args.data} does not exist")
     from recsys.catalog import cached_run
@@ -120,6 +129,19 @@ def cmd_train(args) -> dict:
     if not args.json:
         print(file=sys.stderr)
     return result.to_json()
+
+
+def cmd_baselines(args) -> dict:
+    """Each classic baseline's test metrics on the chosen split (cached in the artifacts)."""
+    from recsys.split import check_protocol
+
+    check_protocol(args.split)
+    if args.data and not os.path.exists(args.data):
+        raise UserError(f"data path {args.data} does not exist")
+    from recsys.baselines import cached_metrics
+    from recsys.prepare import prepare
+
+    return cached_metrics(prepare(args.data, args.split_seed, args.split))
 
 
 def cmd_runs(args) -> list:
@@ -138,10 +160,10 @@ def cmd_index(args) -> dict:
     if args.rebuild:
         rec.build_index()
     queries = np.stack([rec.query(r) for r in range(rec.prep.spec.n_users)])
-    out = index.measure(rec.index, queries, rec.candidates)
+    out = index.measure(rec.index, queries, rec.candidates, user_vectors=rec.user_vectors)
     out["run_id"] = rec.run.run_id
     out["n_trees"], out["search_k"] = rec.index.meta["n_trees"], rec.index.search_k
-    out["annoy_dot_metric_recall_at_10"] = round(index.dot_metric_recall(queries, rec.candidates), 4)
+    out["annoy_dot_metric_recall_at_10"] = round(index.dot_metric_recall(queries, rec.user_vectors), 4)
     return out
 
 
@@ -153,10 +175,19 @@ def cmd_recommend(args) -> dict:
     """Top-k recommendations for one user."""
     from recsys.recommend import open_run
 
+    from recsys.ranking import check_rank
+    from recsys.recommend import check_candidates, check_k
+
+    check_rank(args.rank)  # bad input fails before TensorFlow loads
+    check_k(args.k)
+    if args.candidates is not None:
+        check_candidates(args.candidates)
     rec = open_run(args.run)
     method = args.method or "exact"
-    top = rec.recommend(args.user, args.k, method=method, exclude_rated=not args.include_rated)
-    return {"run_id": rec.run.run_id, "user": str(args.user), "method": method, "recommendations": _records(top)}
+    top = rec.recommend(args.user, args.k, method=method, exclude_rated=not args.include_rated, rank=args.rank,
+                        candidates=args.candidates)
+    return {"run_id": rec.run.run_id, "user": str(args.user), "method": method, "rank": args.rank,
+            "candidates": max(args.k, args.candidates or rec.blend.candidates), "recommendations": _records(top)}
 
 
 def cmd_search(args) -> dict:
@@ -172,7 +203,7 @@ def cmd_search(args) -> dict:
             "neighbours": _records(found["neighbours"]), "recommendations": _records(found["recommendations"])}
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "runs": cmd_runs, "index": cmd_index,
+COMMANDS = {"data": cmd_data, "train": cmd_train, "baselines": cmd_baselines, "runs": cmd_runs, "index": cmd_index,
             "recommend": cmd_recommend, "search": cmd_search}
 
 

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass
 from recsys import presets
 from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
+from recsys.split import check_protocol
 
 # Bump when a code change alters what a config trains to, so old runs are not reused.
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 
@@ -29,6 +30,7 @@ class RunConfig:
     optimizer: str | None = None
     seed: int = 42
     split_seed: int = 42
+    split: str = "random"  # the evaluation protocol (recsys/split.py)
 
     def validate(self) -> "RunConfig":
         """Raise UserError for weights, epochs, preset or optimiser that make no sense."""
@@ -38,6 +40,7 @@ class RunConfig:
                 raise UserError(f"{name.replace('_', ' ')} must be a finite number >= 0, got {w}")
         if self.rating_weight == 0 and self.retrieval_weight == 0:
             raise UserError("at least one of the rating and retrieval weights must be above 0")
+        check_protocol(self.split)
         preset = presets.get(self.preset)
         epochs = self.epochs if self.epochs is not None else preset.epochs
         if not isinstance(epochs, int) or epochs < 1 or epochs > MAX_EPOCHS:

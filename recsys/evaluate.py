@@ -1,72 +1,262 @@
-"""Score a trained model: all movies in one matrix product over cached embeddings."""
+"""Score a recommender on a part of the split, with one set of definitions for all of them.
+
+A recommender (the model, or a baseline in recsys/baselines.py) answers through
+`Scores`: all-movie scores for each pair's query and for one query per user, and,
+if it predicts ratings, its predicted stars. `evaluate` turns that into every metric
+of recsys/metrics.py, for the first stage's order and for the two-stage order.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from recsys import metrics
-from recsys.baseline import per_user_items
+from recsys import metrics, ranking, taste
+from recsys.history import POINTER_KEYS, Timeline, first_items, per_user_items, query_features
 from recsys.model import MultiTaskModel
 from recsys.prepare import Prepared
+from recsys.taste import Moments, Taste
+
+PARTS = ("val", "test")
+# What "better for a person" means when a setting is chosen on validation: the mean of
+# the user-level recalls (one list per user, rated movies left out), not per-pair accuracy.
+USER_OBJECTIVE = ("recall_at_10", "recall_at_100")
+PAIR_CHUNK = 4096
+QUERY_CHUNK = 2048  # queries per query-tower call: their gathered histories stay small
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A recommender's answers for one part: pairs at their own time, users at their latest."""
+
+    pair_scores: Callable[[slice], np.ndarray]  # [rows, movies] for the part's pairs[rows]
+    pair_ratings: np.ndarray | None  # predicted stars of every pair, or None
+    user_scores: np.ndarray  # [users, movies]
+    user_ratings: Callable[[np.ndarray], np.ndarray] | None  # movie rows [users, N] -> stars [users, N]
+
+
+def user_objective(m: dict) -> float:
+    """The mean of `USER_OBJECTIVE`'s metrics in `m`."""
+    return float(np.mean([m[k] for k in USER_OBJECTIVE]))
+
+
+def part_of(prep: Prepared, part: str) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """A part's arrays and, per user, the movies never to recommend there (rated before it)."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+    return (prep.val, prep.seen_train) if part == "val" else (prep.test, prep.seen)
+
+
+def user_times(prep: Prepared, part: str) -> np.ndarray:
+    """When each user's one query is asked: their latest rating before the part."""
+    if part == "test":
+        return prep.last_timestamp
+    from recsys.prepare import latest_times
+
+    return latest_times(prep.train, prep.spec.n_users, prep.spec.timestamp_boundaries[-1])
+
+
+# ---------------------------------------------------------------------------------- the model
+def model_inputs(model: MultiTaskModel, timeline: Timeline, queries: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    """Query-tower inputs: user, time, and what the preset reads of each history."""
+    preset = model.preset
+    pointers = {k: queries[k] for k in POINTER_KEYS}
+    n_movies = model.n_movies if preset.history_dim else 0
+    return {"user": tf.constant(queries["user"], tf.int32), "timestamp": tf.constant(queries["timestamp"], tf.float32),
+            **query_features(timeline.movie, timeline.rating, pointers, preset.context_size, n_movies)}
 
 
 @tf.function(reduce_retracing=True)
-def _query(model: MultiTaskModel, user: tf.Tensor, timestamp: tf.Tensor, context: tf.Tensor) -> tf.Tensor:
-    return model.query_tower({"user": user, "timestamp": timestamp, "context": context})
+def _query(model: MultiTaskModel, inputs: dict) -> tf.Tensor:
+    return model.query_tower(inputs)
 
 
-def query_embeddings(model: MultiTaskModel, prep: Prepared, user: np.ndarray, timestamp: np.ndarray,
-                     context: np.ndarray | None = None) -> np.ndarray:
-    """Query-tower output for (user row, time) pairs.
+def encode_queries(model: MultiTaskModel, inputs: dict[str, tf.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Query embeddings of explicit inputs, and the session stars the rating head reads."""
+    return _query(model, inputs).numpy(), inputs["session_rating"].numpy()
 
-    `context` is the pairs' precomputed context feature; by default it is looked up
-    in `prep`'s training part.
-    """
-    if context is None:
-        context = prep.context(user, timestamp)["context"]
-    return _query(model, tf.constant(user, tf.int32), tf.constant(timestamp, tf.float32),
-                  tf.constant(context, tf.int32)).numpy()
+
+def query_embeddings(model: MultiTaskModel, timeline: Timeline, queries: dict[str, np.ndarray],
+                     chunk: int = QUERY_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Query embeddings and session stars [n, context_size] for many queries, in chunks."""
+    size = model.preset.context_size
+    embedded, stars = [], []
+    for start in range(0, len(queries["user"]), chunk):
+        rows = {k: v[start: start + chunk] for k, v in queries.items()}
+        q, s = encode_queries(model, model_inputs(model, timeline, rows))
+        embedded.append(q)
+        stars.append(_pad_columns(s, size))
+    return np.concatenate(embedded), np.concatenate(stars)
+
+
+def _pad_columns(x: np.ndarray, width: int) -> np.ndarray:
+    return np.pad(x, [(0, 0), (0, width - x.shape[1])]) if x.shape[1] < width else x
 
 
 def predict_ratings(model: MultiTaskModel, query: np.ndarray, candidates: np.ndarray, user: np.ndarray,
-                    movie: np.ndarray, context_rating: np.ndarray) -> np.ndarray:
-    """Rating-head predictions for (user, movie) pairs, given their embeddings and context ratings."""
+                    movie: np.ndarray, stars: np.ndarray) -> np.ndarray:
+    """Rating-head predictions for (user, movie) pairs, given their embeddings and session stars."""
     out = model.rating_head(tf.constant(query), tf.constant(candidates[movie]), tf.constant(user, tf.int32),
-                            tf.constant(movie, tf.int32), tf.constant(context_rating, tf.float32))
+                            tf.constant(movie, tf.int32), tf.constant(stars, tf.float32))
     return out.numpy().ravel()
 
 
-def embed(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Query embeddings of `part`'s pairs and the whole catalogue's candidate embeddings."""
-    query = query_embeddings(model, prep, part["user"], part["timestamp"], part.get("context"))
-    return query, model.candidate_embeddings(prep.spec.n_movies)
+def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool = True,
+                 candidates: np.ndarray | None = None, user_taste: Taste | None = None,
+                 moments: tuple[Moments, np.ndarray] | None = None) -> Scores:
+    """The model's `Scores` on a part: one query per pair (at its time) and per user.
 
-
-def evaluate(model: MultiTaskModel, prep: Prepared, part: dict[str, np.ndarray], recall: bool = True,
-             embedded: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
-    """RMSE, top-k accuracy (FactorizedTopK's definition) and filtered recall on `part`.
-
-    `embedded` is `embed(model, prep, part)` when the caller already has it.
+    A user's query is their `user_taste` (default: now) over the training timeline;
+    `moments` is `embed_moments(...)` when the caller already has it.
     """
-    query, candidates = embedded or embed(model, prep, part)
-    out = {"rmse": metrics.rmse(predict_ratings(model, query, candidates, part["user"], part["movie"],
-                                                part["context_rating"]),
-                                part["rating"])}
-    ranks = metrics.pair_ranks(query, candidates, part["movie"])
-    out.update(metrics.top_k_accuracy(ranks))
-    if recall:
-        users = np.arange(prep.spec.n_users)
-        scores = query_embeddings(model, prep, users, prep.last_timestamp) @ candidates.T
-        out.update(metrics.filtered_recall(scores, prep.seen, per_user_items(part, prep.spec.n_users)))
+    data, _ = part_of(prep, part)
+    candidates = model.candidate_embeddings(prep.spec.n_movies) if candidates is None else candidates
+    pair_ratings = None
+    if pairs:
+        pair_query, pair_stars = query_embeddings(model, prep.timeline, data)
+        pair_ratings = predict_ratings(model, pair_query, candidates, data["user"], data["movie"], pair_stars)
+    else:
+        pair_query = np.zeros((0, candidates.shape[1]), np.float32)
+    users = prep.user_queries()
+    users["timestamp"] = user_times(prep, part)
+    now_query, user_stars = query_embeddings(model, prep.timeline, users)
+    user_taste = user_taste or Taste()
+    query = now_query
+    if user_taste.horizon != taste.NOW:
+        found, embedded = moments or embed_moments(model, prep.timeline)
+        query = taste.mean_queries(embedded, found, users["timestamp"], user_taste.horizon, prep.spec.n_users)
+    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
+                               model.preset.temperature)
+
+    def user_ratings(movies: np.ndarray) -> np.ndarray:
+        # Stars are predicted for now: the rating head was trained on moments, not on averages.
+        n, width = movies.shape
+        flat = np.maximum(movies, 0).ravel()
+        rows = np.repeat(np.arange(n), width)
+        return predict_ratings(model, now_query[rows], candidates, users["user"][rows], flat,
+                               user_stars[rows]).reshape(n, width)
+
+    return Scores(pair_scores=lambda rows: pair_query[rows] @ candidates.T, pair_ratings=pair_ratings,
+                  user_scores=taste.scores(query, candidates, prior, user_taste), user_ratings=user_ratings)
+
+
+def embed_moments(model: MultiTaskModel, timeline: Timeline) -> tuple[Moments, np.ndarray]:
+    """Every (user, time) moment of a timeline and its query embedding."""
+    found = Moments.of(timeline)
+    return found, query_embeddings(model, timeline, found.queries)[0]
+
+
+def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
+                 moments: tuple[Moments, np.ndarray] | None = None) -> tuple[Taste, dict]:
+    """The (horizon, prior) with the best validation `user_objective`; ties go to the simpler."""
+    moments = moments or embed_moments(model, prep.timeline)
+    base = model_scores(model, prep, "val", pairs=False, candidates=candidates, moments=moments)
+    found, embedded = moments
+    now = user_times(prep, "val")
+    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
+                               model.preset.temperature)
+    data, seen = part_of(prep, "val")
+    relevant = per_user_items(data, prep.spec.n_users)
+    grid = {}
+    for horizon in taste.HORIZONS:
+        query = None if horizon == taste.NOW else taste.mean_queries(embedded, found, now, horizon, prep.spec.n_users)
+        for weight in taste.PRIORS:
+            t = Taste(horizon, weight)
+            user = base.user_scores + weight * prior[None, :] if query is None else taste.scores(
+                query, candidates, prior, t)
+            top = metrics.top_k_excluding(user, seen, max(metrics.RECALL_KS))
+            grid[t] = user_objective(metrics.recall_at(top, relevant))
+    order = {h: i for i, h in enumerate(taste.HORIZONS)}
+    best = max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.prior))
+    return best, {f"{t.to_dict()['horizon']}|{t.prior:g}": round(v, 5) for t, v in grid.items()}
+
+
+# ---------------------------------------------------------------------------------- any recommender
+def evaluate(scores: Scores, prep: Prepared, part: str, blend: ranking.Blend | None = None,
+             full: bool = True) -> dict:
+    """Every metric of `scores` on a part (`full=False`: the cheap per-epoch subset).
+
+    Unsuffixed user-level metrics rank by the first stage alone; `_ranked` ones by the
+    two-stage order of `blend` (when the recommender predicts ratings).
+    """
+    data, seen = part_of(prep, part)
+    n_users = prep.spec.n_users
+    out: dict = {}
+    if scores.pair_ratings is not None:
+        out["rmse"] = metrics.rmse(scores.pair_ratings, data["rating"])
+    out.update(_pair_accuracy(scores, data, seen))
+
+    relevant = per_user_items(data, n_users)
+    liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, n_users)
+    top = metrics.top_k_excluding(scores.user_scores, seen, max(metrics.RECALL_KS))
+    out.update(metrics.recall_at(top, relevant))
+    out.update(metrics.recall_at(top, liked, prefix="liked_recall"))
+    if not full:
+        return out
+
+    first = first_items(data, n_users)
+    out.update(metrics.hit_rate_ndcg(top, first))
+    counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
+    out.update(metrics.beyond_accuracy(top, counts))
+    activity = np.bincount(prep.train["user"], minlength=n_users)
+    out["recall_at_10_by_activity"] = metrics.recall_by_activity(
+        metrics.recall_per_user(top, relevant, 10), activity)
+    if scores.user_ratings is not None:
+        blend = blend or ranking.Blend()
+        ranked, predicted, watch_predicted = two_stage(scores, seen, blend, top)
+        out.update(metrics.recall_at(ranked, relevant, suffix="_ranked"))
+        out.update(metrics.recall_at(ranked, liked, prefix="liked_recall", suffix="_ranked"))
+        out.update({f"{k}_ranked": v for k, v in metrics.hit_rate_ndcg(ranked, first).items()})
+        out["low_rated_share_at_10"] = metrics.low_share(watch_predicted, top)
+        out["low_rated_share_at_10_ranked"] = metrics.low_share(predicted, ranked)
     return out
 
 
-def full_softmax_loss(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray, temperature: float) -> float:
+def _pair_accuracy(scores: Scores, data: dict[str, np.ndarray], seen: list[np.ndarray]) -> dict[str, float]:
+    n = len(data["movie"])
+    ranks, unseen = np.empty(n, np.int64), np.empty(n, np.int64)
+    for start in range(0, n, PAIR_CHUNK):
+        rows = slice(start, start + PAIR_CHUNK)
+        s, positives = scores.pair_scores(rows), data["movie"][rows]
+        ranks[rows] = metrics.ranks_of_positives(s, positives)
+        unseen[rows] = metrics.unseen_ranks(s, positives, [seen[u] for u in data["user"][rows]])
+    return {**metrics.top_k_accuracy(ranks), **metrics.top_k_accuracy(unseen, metrics.UNSEEN_KS, "_unseen")}
+
+
+def two_stage(scores: Scores, seen: list[np.ndarray], blend: ranking.Blend,
+              top: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's list in the blend's order: its `candidates` reranked, then the rest of the
+    first stage's top 100 in retrieval order. Also the predictions of both orders' columns."""
+    depth = max(blend.candidates, max(metrics.RECALL_KS))
+    top = metrics.top_k_excluding(scores.user_scores, seen, depth) if top is None or top.shape[1] < depth else top
+    n = blend.candidates
+    head = top[:, :n]
+    retrieval = np.take_along_axis(scores.user_scores, np.maximum(head, 0), 1)
+    predicted = scores.user_ratings(head)
+    ranked, ranked_predicted = ranking.rerank(head, retrieval, predicted, "blend", blend.beta)
+    tail = top[:, n:max(metrics.RECALL_KS)]
+    return np.hstack([ranked, tail]), ranked_predicted, predicted
+
+
+def choose_blend(scores: Scores, prep: Prepared) -> tuple[ranking.Blend, dict]:
+    """The blend with the best validation liked recall@10 (`scores` must be on "val")."""
+    data, seen = part_of(prep, "val")
+    depth = max(ranking.CANDIDATES)
+    top = metrics.top_k_excluding(scores.user_scores, seen, depth)
+    retrieval = np.take_along_axis(scores.user_scores, np.maximum(top, 0), 1)
+    predicted = scores.user_ratings(top)
+    liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, prep.spec.n_users)
+    return ranking.choose(top, retrieval, predicted, liked)
+
+
+def full_softmax_loss(scores: np.ndarray, positives: np.ndarray, temperature: float) -> float:
     """Mean cross-entropy of each true movie against the whole catalogue (no sampling).
 
-    In TensorFlow, not NumPy: it runs every epoch, and the [8,000, 1,682] exponentials are
-    several times faster multi-threaded in float32.
+    `scores` is [pairs, movies] of dot products. In TensorFlow, not NumPy: it runs every
+    epoch, and the [8,000, 1,682] exponentials are several times faster multi-threaded.
     """
-    logits = tf.linalg.matmul(query, candidates, transpose_b=True) / temperature
+    logits = tf.constant(scores, tf.float32) / temperature
     positive = tf.gather(logits, tf.constant(positives, tf.int32), batch_dims=1)
     return float(tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positive))

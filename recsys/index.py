@@ -76,18 +76,24 @@ class RunIndex:
 
 
 def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_trees: int = N_TREES,
-          search_k: int = SEARCH_K) -> Path:
-    """Build both indexes in `run_folder/index` and publish them atomically."""
+          search_k: int = SEARCH_K, user_vectors: np.ndarray | None = None) -> Path:
+    """Build both indexes in `run_folder/index` and publish them atomically.
+
+    `user_vectors` are what user queries are matched against (default: the candidates;
+    a run adds its popularity-prior column, recsys/taste.py).
+    """
+    user_vectors = candidates if user_vectors is None else user_vectors
     final = Path(run_folder) / "index"
     # A unique temp folder per build: threads of one process (Streamlit sessions) may build at once.
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="index.tmp-", dir=final.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the published index is as readable as before
-        augmented, max_norm = augment_candidates(candidates)
+        augmented, max_norm = augment_candidates(user_vectors)
         build_annoy(augmented, "angular", n_trees).save(str(tmp / "users.ann"))
         build_annoy(candidates, "angular", n_trees).save(str(tmp / "movies.ann"))
         meta = {"n_trees": n_trees, "search_k": search_k, "dim": int(candidates.shape[1]),
+                "user_dim": int(user_vectors.shape[1]),
                 "max_norm": max_norm, "movie_ids": list(movie_ids)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = Path(tempfile.mkdtemp(prefix="index.old-", dir=final.parent))
@@ -120,7 +126,7 @@ def load(run_folder: Path) -> RunIndex:
         run_id = Path(run_folder).name
         raise UserError(f"run {run_id} has no index; build it with `python -m recsys index --run {run_id}`")
     meta = json.loads((folder / "meta.json").read_text())
-    users = AnnoyIndex(meta["dim"] + 1, "angular")
+    users = AnnoyIndex(meta.get("user_dim", meta["dim"]) + 1, "angular")
     users.load(str(folder / "users.ann"))  # mmap: pages load on demand, shared across processes
     movies = AnnoyIndex(meta["dim"], "angular")
     movies.load(str(folder / "movies.ann"))
@@ -152,9 +158,14 @@ def timed(fn, items) -> tuple[list, np.ndarray]:
     return out, np.array(ms)
 
 
-def measure(index: RunIndex, queries: np.ndarray, candidates: np.ndarray, k: int = 10) -> dict:
-    """Recall@k of Annoy against exact search, with p50/p95 query times, users and movies."""
-    exact_users = [exact_top_k(candidates @ q, k) for q in queries]
+def measure(index: RunIndex, queries: np.ndarray, candidates: np.ndarray, k: int = 10,
+            user_vectors: np.ndarray | None = None) -> dict:
+    """Recall@k of Annoy against exact search, with p50/p95 query times, users and movies.
+
+    `queries` are matched against `user_vectors` (default: the candidates).
+    """
+    user_vectors = candidates if user_vectors is None else user_vectors
+    exact_users = [exact_top_k(user_vectors @ q, k) for q in queries]
     approx_users, user_ms = timed(lambda q: index.user_neighbours(q, k), queries)
     unit = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
     rows = np.arange(len(candidates))

@@ -37,37 +37,64 @@ def _masked_mean(embedding: tf.keras.layers.Embedding, ids: tf.Tensor) -> tf.Ten
 
 
 class UserFeatures(tf.keras.layers.Layer):
-    """Query features: user id, timestamp bucket and value, age bucket and value, gender,
-    and optionally the mean embedding of the `context_size` movies rated last before the query time."""
+    """Query features: user id, timestamp bucket and value, age bucket and value, gender;
+    optionally the mean embedding of the session (the `context_size` latest ratings at the
+    query time) and of the whole history before it (`history_dim`-sized embeddings).
 
-    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, context_size: int = 0, **kwargs):
+    Row `n_users` of the id embedding is the unknown user: a new user, or, in training,
+    a known one whose id is hidden with probability `id_dropout`, so the tower learns to
+    work from the ratings alone. Its age and gender are the training mean and "unknown".
+    """
+
+    def __init__(self, spec: FeatureSpec, dim: int, l2: float = 0.0, context_size: int = 0,
+                 history_dim: int = 0, id_dropout: float = 0.0, session_dropout: float = 0.0,
+                 time_features: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.context_size = context_size
+        self.n_users = spec.n_users
+        self.context_size, self.history_dim, self.id_dropout = context_size, history_dim, id_dropout
+        self.session_dropout, self.time_features = session_dropout, time_features
         if context_size:
             self.context_embedding = tf.keras.layers.Embedding(spec.n_movies + 1, dim, name="context_embedding")
+        if history_dim:
+            self.history_embedding = self.add_weight(
+                name="history_embedding", shape=(spec.n_movies, history_dim),
+                initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05))
         self.user_embedding = tf.keras.layers.Embedding(
-            spec.n_users, dim, embeddings_regularizer=l2_regularizer(l2), name="user_embedding")
+            spec.n_users + 1, dim, embeddings_regularizer=l2_regularizer(l2), name="user_embedding")
         self.ts_bucket, self.ts_embedding, self.ts_norm = _scalar_features(
             spec.timestamp_boundaries, spec.timestamp_mean, spec.timestamp_var, dim, "timestamp")
         self.age_bucket, self.age_embedding, self.age_norm = _scalar_features(
             spec.age_boundaries, spec.age_mean, spec.age_var, max(dim // 2, 1), "age")
-        self.gender_one_hot = tf.keras.layers.CategoryEncoding(num_tokens=2, output_mode="one_hot")
-        self.user_age = tf.constant(spec.user_age, tf.float32)
-        self.user_gender = tf.constant(spec.user_gender, tf.int32)
+        self.gender_one_hot = tf.keras.layers.CategoryEncoding(num_tokens=3, output_mode="one_hot")
+        self.user_age = tf.constant(np.append(spec.user_age, spec.age_mean), tf.float32)
+        self.user_gender = tf.constant(np.append(spec.user_gender, 2), tf.int32)  # 2: unknown
 
-    def call(self, user: tf.Tensor, timestamp: tf.Tensor, context: tf.Tensor | None = None) -> tf.Tensor:
+    def call(self, user: tf.Tensor, timestamp: tf.Tensor, session: tf.Tensor | None = None,
+             history: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
         """Concatenate the user's features; `timestamp` is seconds since the epoch.
 
-        `context` is [batch, >= context_size] movie rows + 1, latest first, 0-padded.
+        `session` is [batch, any] movie rows + 1, latest first, 0-padded; `history` is
+        [batch, movies], 1 for every movie rated before the query (recsys/history.py).
         """
         ts = _column(tf.cast(timestamp, tf.float32))
         age = _column(tf.gather(self.user_age, user))
         gender = _column(tf.gather(self.user_gender, user))
-        extra = [_masked_mean(self.context_embedding, context[:, :self.context_size])] if self.context_size else []
-        return tf.concat(extra + [
-            self.user_embedding(user),
-            tf.squeeze(self.ts_embedding(self.ts_bucket(ts)), 1),
-            self.ts_norm(ts),
+        if training and self.id_dropout:
+            hidden = tf.random.uniform(tf.shape(user)) < self.id_dropout
+            user = tf.where(hidden, tf.cast(self.n_users, user.dtype), user)
+        extra = []
+        if self.context_size:
+            session = session[:, :self.context_size]
+            if training and self.session_dropout:
+                # Hidden sessions teach the tower to answer from the long-term history alone.
+                hidden = tf.random.uniform([tf.shape(session)[0], 1]) < self.session_dropout
+                session = tf.where(hidden, tf.zeros_like(session), session)
+            extra.append(_masked_mean(self.context_embedding, session))
+        if self.history_dim:
+            count = tf.maximum(tf.reduce_sum(history, 1, keepdims=True), 1.0)
+            extra.append(tf.matmul(history / count, self.history_embedding))
+        time = [tf.squeeze(self.ts_embedding(self.ts_bucket(ts)), 1), self.ts_norm(ts)] if self.time_features else []
+        return tf.concat(extra + [self.user_embedding(user)] + time + [
             tf.squeeze(self.age_embedding(self.age_bucket(age)), 1),
             self.age_norm(age),
             self.gender_one_hot(gender),

@@ -1,8 +1,19 @@
-"""Evaluation metrics, computed from score matrices in NumPy.
+"""Evaluation metrics, computed from score matrices and top-k lists in NumPy.
 
-Top-k accuracy follows TFRS's FactorizedTopK: a (query, true movie) pair is a hit when
-fewer than k movies in the whole catalogue score strictly higher than the true movie.
-Filtered recall ranks, per user, only movies the user did not rate in training.
+Per pair (a test rating, queried at its own time):
+  top_k_accuracy         TFRS FactorizedTopK's: fewer than k movies of the whole
+                         catalogue score strictly higher than the true movie;
+  top_k_accuracy_unseen  the same among movies the user did not rate in training.
+Per user (one query, at the user's latest rating before the part; rated movies left out):
+  recall_at_k            |top k ∩ the user's movies in the part| / |those movies|;
+  liked_recall_at_k      the same for the movies the user rated 4 or 5 there;
+  hr_at_10, ndcg_at_10   whether (and how high) the user's first movie of the part,
+                         by time, is in the top 10: the next movie;
+  coverage_at_10         share of the catalogue in anyone's top 10;
+  novelty_at_10          mean -log2 of a recommended movie's share of training ratings;
+  mean_popularity_at_10  mean number of training ratings of a recommended movie;
+  recall_at_10_by_activity  recall@10 of light, medium and heavy users (terciles of
+                         their number of training ratings).
 """
 from __future__ import annotations
 
@@ -10,7 +21,18 @@ import numpy as np
 
 KS = (1, 5, 10, 50, 100)
 RECALL_KS = (10, 100)
-METRIC_KEYS = ("rmse",) + tuple(f"top_{k}_accuracy" for k in KS) + tuple(f"recall_at_{k}" for k in RECALL_KS)
+UNSEEN_KS = (10, 100)
+LIKED = 4.0  # stars from which a rating counts as "liked"
+LOW = 3.0  # predicted stars below which a recommendation reads as "you won't like it"
+ACTIVITY = ("light", "medium", "heavy")
+PAIR_KEYS = ("rmse",) + tuple(f"top_{k}_accuracy" for k in KS) + tuple(f"top_{k}_accuracy_unseen" for k in UNSEEN_KS)
+USER_KEYS = (tuple(f"recall_at_{k}" for k in RECALL_KS) + tuple(f"liked_recall_at_{k}" for k in RECALL_KS)
+             + ("hr_at_10", "ndcg_at_10", "coverage_at_10", "novelty_at_10", "mean_popularity_at_10",
+                "recall_at_10_by_activity"))
+# The same lists in the two-stage order, and how many shown movies are predicted below 3 stars.
+RANKED_KEYS = (tuple(f"recall_at_{k}_ranked" for k in RECALL_KS) + tuple(f"liked_recall_at_{k}_ranked" for k in RECALL_KS)
+               + ("hr_at_10_ranked", "ndcg_at_10_ranked", "low_rated_share_at_10", "low_rated_share_at_10_ranked"))
+METRIC_KEYS = PAIR_KEYS + USER_KEYS + RANKED_KEYS  # what a run's metrics.json holds
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -25,9 +47,18 @@ def ranks_of_positives(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
     return (scores > pos).sum(axis=1)
 
 
-def top_k_accuracy(ranks: np.ndarray, ks=KS) -> dict[str, float]:
+def unseen_ranks(scores: np.ndarray, positives: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
+    """Like `ranks_of_positives`, counting only columns not in the row's `seen` movies."""
+    pos_score = scores[np.arange(len(scores)), positives][:, None]
+    scores = np.array(scores, np.float64)
+    for row, cols in enumerate(seen):
+        scores[row, cols] = -np.inf
+    return (scores > pos_score).sum(axis=1)
+
+
+def top_k_accuracy(ranks: np.ndarray, ks=KS, suffix: str = "") -> dict[str, float]:
     """Share of pairs whose true candidate ranks within the top k, for each k."""
-    return {f"top_{k}_accuracy": float(np.mean(ranks < k)) for k in ks}
+    return {f"top_{k}_accuracy{suffix}": float(np.mean(ranks < k)) for k in ks}
 
 
 def pair_ranks(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -51,6 +82,27 @@ def top_k_excluding(scores: np.ndarray, exclude: list[np.ndarray], k: int) -> np
     return np.where(np.isneginf(np.take_along_axis(scores, top, 1)), -1, top)
 
 
+def recall_per_user(top: np.ndarray, relevant: list[np.ndarray], k: int) -> np.ndarray:
+    """|top k ∩ relevant| / |relevant| for each row; NaN where nothing is relevant."""
+    out = np.full(len(relevant), np.nan)
+    for i, rel in enumerate(relevant):
+        if len(rel):
+            out[i] = np.isin(top[i, :k], rel).sum() / len(rel)
+    return out
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    """Mean over the non-NaN values (NaN if there are none)."""
+    values = np.asarray(values, np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def recall_at(top: np.ndarray, relevant: list[np.ndarray], ks=RECALL_KS, prefix: str = "recall",
+              suffix: str = "") -> dict[str, float]:
+    """Mean recall@k over users with relevant movies, for each k."""
+    return {f"{prefix}_at_{k}{suffix}": mean_or_nan(recall_per_user(top, relevant, k)) for k in ks}
+
+
 def filtered_recall(scores: np.ndarray, seen: list[np.ndarray], relevant: list[np.ndarray],
                     ks=RECALL_KS) -> dict[str, float]:
     """Mean over users with relevant items of |top-k ∩ relevant| / |relevant|.
@@ -61,8 +113,46 @@ def filtered_recall(scores: np.ndarray, seen: list[np.ndarray], relevant: list[n
     if not rows:
         return {f"recall_at_{k}": float("nan") for k in ks}
     top = top_k_excluding(scores[rows], [seen[i] for i in rows], max(ks))
-    out = {}
-    for k in ks:
-        hits = [len(np.intersect1d(top[j, :k], relevant[i])) / len(relevant[i]) for j, i in enumerate(rows)]
-        out[f"recall_at_{k}"] = float(np.mean(hits))
-    return out
+    return recall_at(top, [relevant[i] for i in rows], ks)
+
+
+def hit_rate_ndcg(top: np.ndarray, target: np.ndarray, k: int = 10) -> dict[str, float]:
+    """HR@k and NDCG@k of one target movie per row (-1: the row has none and is skipped)."""
+    rows = np.flatnonzero(np.asarray(target) >= 0)
+    if not len(rows):
+        return {f"hr_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan")}
+    hit = top[rows, :k] == np.asarray(target)[rows, None]
+    position = np.where(hit.any(1), hit.argmax(1), -1)
+    gain = np.where(position >= 0, 1.0 / np.log2(np.maximum(position, 0) + 2.0), 0.0)
+    return {f"hr_at_{k}": float(np.mean(position >= 0)), f"ndcg_at_{k}": float(np.mean(gain))}
+
+
+def beyond_accuracy(top: np.ndarray, counts: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Coverage, novelty and mean popularity of the top-k lists (rows), from training counts."""
+    shown = top[:, :k]
+    shown = shown[shown >= 0]
+    if not len(shown):
+        return {f"coverage_at_{k}": 0.0, f"novelty_at_{k}": float("nan"), f"mean_popularity_at_{k}": float("nan")}
+    # A movie nobody rated counts as rated once: its self-information stays finite.
+    share = np.maximum(counts[shown], 1) / max(float(counts.sum()), 1.0)
+    return {f"coverage_at_{k}": float(len(np.unique(shown)) / len(counts)),
+            f"novelty_at_{k}": float(np.mean(-np.log2(share))),
+            f"mean_popularity_at_{k}": float(np.mean(counts[shown]))}
+
+
+def activity_groups(activity: np.ndarray) -> np.ndarray:
+    """0, 1, 2 for light, medium and heavy users: terciles of their number of ratings."""
+    cuts = np.quantile(activity, [1 / 3, 2 / 3])
+    return np.searchsorted(cuts, activity, side="right")
+
+
+def recall_by_activity(recall: np.ndarray, activity: np.ndarray) -> dict[str, float]:
+    """Mean per-user recall within each activity tercile."""
+    groups = activity_groups(activity)
+    return {name: mean_or_nan(recall[groups == g]) for g, name in enumerate(ACTIVITY)}
+
+
+def low_share(predicted: np.ndarray, top: np.ndarray, k: int = 10) -> float:
+    """Share of the shown top-k movies whose predicted rating is below `LOW` stars."""
+    valid = top[:, :k] >= 0
+    return float(np.mean(predicted[:, :k][valid] < LOW)) if valid.any() else float("nan")

@@ -16,13 +16,16 @@ class QueryTower(tf.keras.Model):
 
     def __init__(self, spec: FeatureSpec, preset: Preset):
         super().__init__()
-        self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2, preset.context_size)
+        self.features = UserFeatures(spec, preset.embedding_dim, preset.embedding_l2, preset.context_size,
+                                     preset.history_dim, preset.id_dropout, preset.session_dropout,
+                                     preset.time_features)
         # The seed puts dropout after the last query layer too; kept for fidelity.
         self.dense = mlp(preset.tower_layers, preset.tower_dropout, preset.l2, dropout_last=True)
 
     def call(self, inputs: dict, training: bool = False) -> tf.Tensor:
-        """Embed `inputs["user"]` at `inputs["timestamp"]`, with `inputs["context"]` if used."""
-        features = self.features(inputs["user"], inputs["timestamp"], inputs.get("context"))
+        """Embed `inputs["user"]` at `inputs["timestamp"]`, with its session and history if used."""
+        features = self.features(inputs["user"], inputs["timestamp"], inputs.get("session"), inputs.get("history"),
+                                 training=training)
         return self.dense(features, training=training)
 
 
@@ -52,7 +55,8 @@ class RatingHead(tf.keras.Model):
         self.use_bias = preset.rating_bias
         if self.use_bias:
             zeros = tf.keras.initializers.Zeros()
-            self.user_bias = tf.keras.layers.Embedding(spec.n_users, 1, embeddings_initializer=zeros)
+            # Row n_users: the unknown user (recsys/layers.py), who has no bias of their own.
+            self.user_bias = tf.keras.layers.Embedding(spec.n_users + 1, 1, embeddings_initializer=zeros)
             self.movie_bias = tf.keras.layers.Embedding(spec.n_movies, 1, embeddings_initializer=zeros)
         self.factors = preset.rating_factors
         if self.factors:
@@ -61,18 +65,18 @@ class RatingHead(tf.keras.Model):
             self.user_factor, self.movie_factor = (
                 tf.keras.layers.Embedding(n, self.factors, embeddings_regularizer=reg,
                                           embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
-                for n in (spec.n_users, spec.n_movies))
+                for n in (spec.n_users + 1, spec.n_movies))
 
     def call(self, query: tf.Tensor, candidate: tf.Tensor, user: tf.Tensor, movie: tf.Tensor,
-             context_rating: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+             session_rating: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
         """Predicted rating, shape [batch, 1].
 
-        `context_rating` is [batch, >= context_size]: the ratings of the query's context
-        movies, 0 where there is none.
+        `session_rating` is [batch, any]: the stars of the query's session, latest first,
+        0 where there is none.
         """
         inputs = [query, candidate]
         if self.context_size:
-            ratings = context_rating[:, :self.context_size]
+            ratings = session_rating[:, :self.context_size]
             given = tf.cast(ratings > 0, tf.float32)
             offset = tf.reduce_sum((ratings - self.mean_rating) * given, 1, keepdims=True)
             inputs.append(offset / tf.maximum(tf.reduce_sum(given, 1, keepdims=True), 1.0))
@@ -95,6 +99,7 @@ class MultiTaskModel(tfrs.Model):
                  mean_rating: float = 3.5, movie_popularity: np.ndarray | None = None):
         super().__init__()
         self.preset = preset
+        self.n_movies = spec.n_movies
         self.query_tower = QueryTower(spec, preset)
         self.candidate_tower = CandidateTower(spec, preset)
         self.rating_head = RatingHead(spec, preset, mean_rating)
@@ -120,7 +125,7 @@ class MultiTaskModel(tfrs.Model):
         distinct, row, counts = tf.unique_with_counts(features["movie"])
         candidates = self.candidate_tower(distinct, training=training)
         rating = self.rating_head(query, tf.gather(candidates, row), features["user"], features["movie"],
-                                  features.get("context_rating"), training=training)
+                                  features.get("session_rating"), training=training)
         return query, candidates, distinct, row, counts, rating
 
     def call(self, features: dict, training: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys import data, features
-from recsys.baseline import per_user_items
-from recsys.context import CONTEXT_KEYS, TimeNeighbours
+from recsys.history import Pointers, Timeline, per_user_items
 from recsys.split import Split, split
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """Everything training, evaluation and search need from the data."""
+    """Everything training, evaluation and search need from the data.
+
+    Each part is a dict of arrays (user and movie rows, rating, timestamp) plus the
+    pointers of each rating's history into the training timeline: every feature a
+    query sees comes from the training part, at or before the query's time.
+    """
 
     ml: data.MovieLens
     split: Split
@@ -22,6 +26,9 @@ class Prepared:
     train: dict[str, np.ndarray]
     val: dict[str, np.ndarray]
     test: dict[str, np.ndarray]
+    timeline: Timeline  # the training part in time order: where histories come from
+    protocol: str = "random"
+    split_seed: int = 42
 
     @property
     def fingerprint(self) -> str:
@@ -31,26 +38,29 @@ class Prepared:
     @functools.cached_property
     def train_all(self) -> dict[str, np.ndarray]:
         """Train plus validation: everything a user is known to have rated before test."""
-        return {k: np.concatenate([self.train[k], self.val[k]]) for k in self.train}
+        keys = ("user", "movie", "rating", "timestamp")
+        return {k: np.concatenate([self.train[k], self.val[k]]) for k in keys}
 
     @functools.cached_property
     def seen(self) -> list[np.ndarray]:
-        """Per user row, the movies rated in train or validation."""
+        """Per user row, the movies rated in train or validation: never recommended in test."""
         return per_user_items(self.train_all, self.spec.n_users)
 
     @functools.cached_property
-    def neighbours(self) -> TimeNeighbours:
-        """Latest-before-a-time lookups into the training part (the query tower's context)."""
-        return TimeNeighbours(self.train, self.spec.n_users)
-
-    def context(self, user: np.ndarray, timestamp: np.ndarray) -> dict[str, np.ndarray]:
-        """The context features for new (user row, time) queries, e.g. recommendations."""
-        return dict(zip(CONTEXT_KEYS, self.neighbours.lookup(user, timestamp)))
+    def seen_train(self) -> list[np.ndarray]:
+        """Per user row, the movies rated in train: never recommended in validation."""
+        return per_user_items(self.train, self.spec.n_users)
 
     @functools.cached_property
     def last_timestamp(self) -> np.ndarray:
-        """Per user row, the latest training rating time (the query time for recall)."""
+        """Per user row, the latest rating time before test (the time of user-level queries)."""
         return latest_times(self.train_all, self.spec.n_users, self.spec.timestamp_boundaries[-1])
+
+    def user_queries(self, users: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One query per user at `last_timestamp`, whose history is all of their training part."""
+        users = np.arange(self.spec.n_users) if users is None else np.asarray(users)
+        pointers = self.timeline.pointers(users)
+        return {"user": users.astype(np.int32), "timestamp": self.last_timestamp[users], **pointers.as_dict()}
 
 
 def latest_times(part: dict[str, np.ndarray], n_users: int, fallback: float) -> np.ndarray:
@@ -60,21 +70,22 @@ def latest_times(part: dict[str, np.ndarray], n_users: int, fallback: float) -> 
     return np.where(np.isfinite(latest), latest, fallback)
 
 
-def prepare_from(ml: data.MovieLens, split_seed: int = 42) -> Prepared:
+def prepare_from(ml: data.MovieLens, split_seed: int = 42, protocol: str = "random") -> Prepared:
     """Split `ml`, fit features on the training part and encode all three parts."""
-    sp = split(ml, seed=split_seed)
+    sp = split(ml, seed=split_seed, protocol=protocol)
     train, val, test = sp.frames(ml.ratings)
     spec = features.build_spec(ml, train)
     parts = [features.encode(spec, frame) for frame in (train, val, test)]
-    prep = Prepared(ml, sp, spec, *parts)
+    timeline = Timeline.of(parts[0], spec.n_users)
     for i, part in enumerate(parts):
-        # A training row's context never includes the row itself.
-        exclude = np.arange(len(part["user"])) if i == 0 else None
-        part.update(zip(CONTEXT_KEYS, prep.neighbours.lookup(part["user"], part["timestamp"], exclude=exclude)))
-    return prep
+        # A training rating's history never includes the rating itself.
+        own = np.arange(len(part["user"])) if i == 0 else None
+        pointers: Pointers = timeline.pointers(part["user"], part["timestamp"], own_rows=own)
+        part.update(pointers.as_dict())
+    return Prepared(ml, sp, spec, *parts, timeline=timeline, protocol=protocol, split_seed=split_seed)
 
 
 @functools.lru_cache(maxsize=4)
-def prepare(data_path: str | None = None, split_seed: int = 42) -> Prepared:
+def prepare(data_path: str | None = None, split_seed: int = 42, protocol: str = "random") -> Prepared:
     """Load the data (first available source) and prepare it; cached per process."""
-    return prepare_from(data.load(data_path), split_seed)
+    return prepare_from(data.load(data_path), split_seed, protocol)

@@ -24,8 +24,16 @@ class Preset:
     temperature: float = 1.0
     l2: float = 0.0  # on dense kernels
     embedding_l2: float = 0.0  # on id embeddings (user, movie), which overfit first
-    context_size: int = 0  # the user's latest training ratings before the query time (recsys/context.py)
-    context_rating: bool = False  # the rating head sees their mean rating too
+    context_size: int = 0  # the session: the user's latest training ratings at the query time (recsys/history.py)
+    context_rating: bool = False  # the rating head sees the session's mean rating too
+    history_dim: int = 0  # the whole history before the query: mean of these-sized movie embeddings (0 = off)
+    id_dropout: float = 0.0  # in training, hide the user id this often (the unknown-user slot)
+    session_dropout: float = 0.0  # in training, hide the session this often (long-term taste alone)
+    # Share of training ratings asked at the user's latest training time instead of their
+    # own, the rating itself left out of the history: "which movie is missing?", the
+    # question a user-level list answers, besides "what comes next?".
+    completion_share: float = 0.0
+    time_features: bool = True  # the query's timestamp (bucket and value), as in the notebook
     optimizer: str = "ranger"
     learning_rate: float = 0.1
     learning_rate_decay: float = 1.0  # multiplier per epoch (Adam and Adagrad)
@@ -36,7 +44,6 @@ class Preset:
     def to_dict(self) -> dict:
         """Plain-JSON form for config.json and the run id."""
         return asdict(self)
-
 
 PRESETS: dict[str, Preset] = {
     # The notebook: deep towers, deep rating head, Ranger (RAdam + Lookahead), batch 8192.

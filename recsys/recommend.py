@@ -1,4 +1,10 @@
-"""Recommendations for a user and neighbours of a movie, exact and through Annoy."""
+"""Recommendations for a user and neighbours of a movie, exact and through Annoy.
+
+A list is made in two stages (recsys/ranking.py): the user's query retrieves the
+run's validated number of candidates, exactly or through Annoy, and the rating head
+scores them; the order is by retrieval ("watch"), predicted rating ("love") or the
+validated blend of both (the default).
+"""
 from __future__ import annotations
 
 import functools
@@ -7,22 +13,22 @@ import numpy as np
 import pandas as pd
 
 from recsys import index as annoy_index
-from recsys import runs, search
-from recsys.baseline import per_user_items
-from recsys.context import CONTEXT_KEYS, TimeNeighbours
+from recsys import ranking, runs, search, taste
 from recsys.errors import UserError
-from recsys.evaluate import predict_ratings, query_embeddings
+from recsys.evaluate import encode_queries, model_inputs, predict_ratings
 from recsys.features import encode
+from recsys.history import Timeline, per_user_items
 from recsys.prepare import Prepared, latest_times
 from recsys.train import load_model
 
 METHODS = ("exact", "annoy")
+MAX_K = 1000
 
 
 class Recommender:
     """A run's model, catalogue embeddings and indexes, ready to answer queries.
 
-    Serving treats every known rating as the user's history: the query time is the
+    Serving treats every known rating as the user's history: "now" is just after the
     user's latest rating, and "already rated" means rated anywhere in the data.
     """
 
@@ -30,17 +36,22 @@ class Recommender:
         self.run, self.prep = run, prep
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
-        ratings = prep.ml.ratings
-        encoded = encode(prep.spec, ratings)
-        self.rated = per_user_items(encoded, prep.spec.n_users)
-        self.latest_time = latest_times(encoded, prep.spec.n_users, prep.spec.timestamp_boundaries[-1])
-        users = np.arange(prep.spec.n_users)
-        # The session feature at the query time: each user's latest ratings of all.
-        self.context = dict(zip(CONTEXT_KEYS, TimeNeighbours(encoded, prep.spec.n_users).lookup(
-            users, self.latest_time)))
+        self.taste = taste.Taste.from_dict(run.info.get("taste"))
+        self.blend = ranking.Blend.from_dict(run.info.get("blend"))
+        n_users = prep.spec.n_users
+        encoded = encode(prep.spec, prep.ml.ratings)
+        self.timeline = Timeline.of(encoded, n_users)
+        self.rated = per_user_items(encoded, n_users)
+        self.latest_time = latest_times(encoded, n_users, prep.spec.timestamp_boundaries[-1])
+        self.mean_rating = (np.bincount(encoded["user"], encoded["rating"], n_users)
+                            / np.maximum(np.bincount(encoded["user"], minlength=n_users), 1))
+        counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
+        self.user_vectors = taste.user_vectors(self.candidates, counts, self.model.preset.temperature)
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
+        self._now: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._query: dict[int, np.ndarray] = {}
         if build_index and not annoy_index.exists(run.path):
             self.build_index()
 
@@ -67,7 +78,8 @@ class Recommender:
 
     def build_index(self, **kwargs) -> None:
         """(Re)build the run's Annoy indexes from its candidate embeddings."""
-        annoy_index.build(self.run.path, self.candidates, list(self.prep.spec.movie_ids), **kwargs)
+        annoy_index.build(self.run.path, self.candidates, list(self.prep.spec.movie_ids),
+                          user_vectors=self.user_vectors, **kwargs)
         self.__dict__.pop("index", None)
 
     @functools.cached_property
@@ -75,50 +87,77 @@ class Recommender:
         """Candidate embeddings scaled to length 1, for cosine similarity (computed once)."""
         return self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
 
+    # ------------------------------------------------------------------ queries
+    def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's moment query just after their latest rating, and their session's stars."""
+        if row not in self._now:
+            self._now[row] = self._moment_now(row)
+        return self._now[row]
+
+    def _moment_now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = {"user": np.array([row], np.int32), "timestamp": self.latest_time[[row]],
+                   **self.timeline.pointers(np.array([row])).as_dict()}
+        q, stars = encode_queries(self.model, model_inputs(self.model, self.timeline, queries))
+        return q[0], stars[0]
+
     def query(self, row: int) -> np.ndarray:
-        """The user's query embedding at their latest rating time."""
-        return query_embeddings(self.model, self.prep, np.array([row]), self.latest_time[[row]],
-                                self.context["context"][[row]])[0]
+        """The user's query for lists (the run's validated taste), with its prior coordinate."""
+        if row not in self._query:
+            self._query[row] = self._taste_query(row)
+        return self._query[row]
+
+    def _taste_query(self, row: int) -> np.ndarray:
+        if self.taste.horizon == taste.NOW:
+            q = self.now(row)[0]
+        else:
+            found = taste.Moments.of(self.timeline, np.array([row]))
+            embedded, _ = encode_queries(self.model, model_inputs(self.model, self.timeline, found.queries))
+            q = taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, self.prep.spec.n_users)[row]
+        return np.append(q, self.taste.prior).astype(np.float32)
 
     # ------------------------------------------------------------------ answers
-    def _frame(self, rows, scores, query: np.ndarray | None, user_row: int | None) -> pd.DataFrame:
-        rows = np.asarray(rows, int)
-        out = pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in rows],
-                            "title": self.titles[rows], "score": np.asarray(scores, float)})
-        if query is not None and len(rows):
-            q = np.repeat(query[None, :], len(rows), axis=0)
-            out["predicted_rating"] = predict_ratings(
-                self.model, q, self.candidates, np.full(len(rows), user_row), rows,
-                np.repeat(self.context["context_rating"][[user_row]], len(rows), axis=0))
-        return out
+    def _retrieve(self, query: np.ndarray, exclude: np.ndarray, n: int, method: str) -> np.ndarray:
+        if method == "exact":
+            return annoy_index.exact_top_k(self.user_vectors @ query, n, exclude)
+        # Ask for enough extra neighbours that n remain after dropping rated ones.
+        found = self.index.user_neighbours(query, n + len(exclude))
+        banned = set(exclude.tolist())
+        return np.array([r for r in found if r not in banned][:n], int)
 
-    def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True) -> pd.DataFrame:
-        """Top-k movies for a user, with dot-product scores and predicted ratings."""
+    def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True,
+                  rank: str = "blend", candidates: int | None = None) -> pd.DataFrame:
+        """Top-k movies for a user: retrieval score, predicted rating and blended score,
+        in the order `rank` asks for (recsys/ranking.py)."""
         if method not in METHODS:
             raise UserError(f"method must be one of {METHODS}")
-        k = _check_k(k)
+        ranking.check_rank(rank)
+        k = check_k(k)
+        n = max(k, check_candidates(candidates) if candidates is not None else self.blend.candidates)
         row = self.user_row(user_id)
-        query = self.query(row)
         exclude = self.rated[row] if exclude_rated else np.array([], int)
-        if method == "exact":
-            top = annoy_index.exact_top_k(self.candidates @ query, k, exclude)
-        else:
-            # Ask for enough extra neighbours that k remain after dropping rated ones.
-            found = self.index.user_neighbours(query, k + len(exclude))
-            banned = set(exclude.tolist())
-            top = np.array([r for r in found if r not in banned][:k], int)
-        return self._frame(top, self.candidates[top] @ query, query, row)
+        query = self.query(row)
+        rows = self._retrieve(query, exclude, n, method)
+        now, stars = self.now(row)
+        predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
+                                    np.full(len(rows), row), rows, np.repeat(stars[None], len(rows), 0))
+        retrieval = self.user_vectors[rows] @ query
+        blended = ranking.blended(retrieval[None], predicted[None], self.mean_rating[[row]], self.blend.beta)[0]
+        order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]
+        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in rows[order]],
+                             "title": self.titles[rows[order]], "score": retrieval[order],
+                             "predicted_rating": predicted[order], "blended": blended[order]})
 
     def similar(self, movie_id, k: int = 10, method: str = "annoy") -> pd.DataFrame:
         """Movies most like `movie_id` by cosine similarity of their embeddings."""
-        k = _check_k(k)
+        k = check_k(k)
         row = self.movie_row(movie_id)
         unit = self.unit_candidates
         if method == "exact":
             top = annoy_index.exact_top_k(unit @ unit[row], k, exclude=np.array([row]))
         else:
             top = np.array(self.index.movie_neighbours(row, k), int)
-        return self._frame(top, unit[top] @ unit[row], None, None)
+        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in top], "title": self.titles[top],
+                             "score": unit[top] @ unit[row]})
 
     def profile(self, user_id, top: int = 10) -> dict:
         """Age, gender, occupation, number of ratings and highest-rated movies of a user."""
@@ -134,14 +173,15 @@ class Recommender:
                 "top_rated": best[["movie_id", "movie_title", "user_rating"]].reset_index(drop=True)}
 
     def session(self, user_id) -> pd.DataFrame:
-        """The user's latest ratings that their query starts from, latest first (none for a
-        preset without the session context)."""
+        """The user's latest ratings that their moment query starts from, latest first (none
+        for a preset without the session)."""
         row = self.user_row(user_id)
         n = self.model.preset.context_size
-        ids, stars = self.context["context"][row, :n], self.context["context_rating"][row, :n]
-        rows = ids[ids > 0] - 1
-        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in rows],
-                             "title": self.titles[rows], "user_rating": stars[ids > 0].astype(int)})
+        start, end = self.timeline.bounds[row], self.timeline.bounds[row + 1]
+        rows = np.arange(end - 1, max(start, end - n) - 1, -1)
+        movies = self.timeline.movie[rows]
+        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in movies],
+                             "title": self.titles[movies], "user_rating": self.timeline.rating[rows].astype(int)})
 
     def keyword(self, word: str, k: int = 10, movie_id: str | None = None) -> dict:
         """Title search: matches, and for one match its neighbours and its top rater's picks."""
@@ -160,10 +200,18 @@ class Recommender:
         return out
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-        raise UserError(f"k must be a whole number from 1 to 1000, got {k!r}")
+def check_k(k) -> int:
+    """`k` as an int, or a UserError unless it is a whole number from 1 to MAX_K."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise UserError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     return int(k)
+
+
+def check_candidates(n) -> int:
+    """The first stage's size, or a UserError unless it is a whole number from 1 to MAX_K."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_K:
+        raise UserError(f"candidates must be a whole number from 1 to {MAX_K}, got {n!r}")
+    return int(n)
 
 
 def open_run(run_id: str | None = None, data_path: str | None = None) -> Recommender:
@@ -175,7 +223,7 @@ def open_run(run_id: str | None = None, data_path: str | None = None) -> Recomme
     if not runs.is_finished(run_id):
         raise UserError(f"no finished run {run_id!r}; train one with `python -m recsys train` or `make run`")
     run = runs.load(run_id)
-    prep = prepare(data_path, run.config.split_seed)
+    prep = prepare(data_path, run.config.split_seed, run.config.split)
     trained_on = run.info.get("data_fingerprint")
     if trained_on and trained_on != prep.fingerprint:
         raise UserError(f"run {run_id} was trained on other data ({trained_on}); the current data is "

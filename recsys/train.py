@@ -11,13 +11,16 @@ import numpy as np
 import tensorflow as tf
 
 from recsys import index as annoy_index
-from recsys import runs
+from recsys import runs, taste
 from recsys.config import RunConfig, run_id
 from recsys.errors import UserError
-from recsys.evaluate import embed, evaluate, full_softmax_loss
+from recsys.evaluate import (Scores, choose_blend, choose_taste, embed_moments, evaluate, full_softmax_loss,
+                             model_inputs, model_scores)
+from recsys.history import POINTER_KEYS, query_features
 from recsys.model import MultiTaskModel
 from recsys.optim import make_optimizer
-from recsys.prepare import Prepared, prepare
+from recsys.prepare import Prepared, latest_times, prepare
+from recsys.presets import Preset
 
 ProgressFn = Callable[[dict], None]
 
@@ -40,34 +43,51 @@ def build_model(prep: Prepared, config: RunConfig) -> MultiTaskModel:
     popularity = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     model = MultiTaskModel(prep.spec, preset, config.rating_weight, config.retrieval_weight,
                            mean_rating=float(prep.train["rating"].mean()), movie_popularity=popularity)
-    model({k: tf.constant(v[:2]) for k, v in _inputs(prep.train).items()})  # create the variables
+    rows = {k: v[:2] for k, v in prep.train.items()}
+    inputs = model_inputs(model, prep.timeline, rows)
+    model({**inputs, "movie": tf.constant(rows["movie"]), "rating": tf.constant(rows["rating"])})  # make variables
     return model
 
 
-def _inputs(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"user": part["user"], "movie": part["movie"], "rating": part["rating"],
-            "timestamp": part["timestamp"].astype(np.float32), "context": part["context"],
-            "context_rating": part["context_rating"]}
+INPUT_KEYS = ("user", "movie", "rating", "timestamp") + POINTER_KEYS
 
 
-def _batches(inputs: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
-    """Endless batches of the training arrays, in a fresh order each epoch.
+def _batches(prep: Prepared, preset: Preset, seed: int) -> tf.data.Dataset:
+    """Endless batches of the training part, in a fresh order each epoch, histories gathered.
 
     Only row numbers are shuffled (one permutation op per epoch) and whole batches are
     gathered from the arrays: far cheaper than shuffling 72,000 records one by one. One
-    iterator serves every epoch.
+    iterator serves every epoch. Each batch gathers its rows' histories from the
+    training timeline, so no per-row history array exists anywhere.
     """
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
-    n = len(inputs["user"])
+    part = {k: prep.train[k] for k in INPUT_KEYS}
+    part["timestamp"] = part["timestamp"].astype(np.float32)
+    if preset.completion_share:
+        # The same rating asked at the user's latest training time, itself left out.
+        part["latest_end"] = prep.timeline.bounds[part["user"] + 1]
+        part["latest_time"] = latest_times(prep.train, prep.spec.n_users, 0.0)[part["user"]].astype(np.float32)
+    tensors = {k: tf.constant(v) for k, v in part.items()}
+    timeline = (tf.constant(prep.timeline.movie), tf.constant(prep.timeline.rating))
+    n_movies = prep.spec.n_movies if preset.history_dim else 0
+    n = len(part["user"])
+
+    def rows_to_batch(rows: tf.Tensor) -> dict:
+        batch = {k: tf.gather(t, rows) for k, t in tensors.items()}
+        if preset.completion_share:
+            later = tf.random.uniform(tf.shape(rows), seed=seed) < preset.completion_share
+            batch["history_end"] = tf.where(later, batch.pop("latest_end"), batch["history_end"])
+            batch["timestamp"] = tf.where(later, batch.pop("latest_time"), batch["timestamp"])
+        pointers = {k: batch.pop(k) for k in POINTER_KEYS}
+        return {**batch, **query_features(*timeline, pointers, preset.context_size, n_movies)}
+
     orders = tf.data.Dataset.random(seed=seed).map(
         lambda s: tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([s, 0])))
     # No autotuning: nothing here needs it, and with it on, deleting the iterator when
     # `fit` returned stalled for up to 19 s in about half of the runs (README, Benchmarks).
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-            .map(lambda rows: {k: tf.gather(t, rows) for k, t in tensors.items()}).prefetch(2)
-            .with_options(options))
+    return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size=preset.batch_size))
+            .map(rows_to_batch).prefetch(2).with_options(options))
 
 
 def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
@@ -78,15 +98,14 @@ def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
     return model
 
 
-def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict,
-                   embedded: tuple[np.ndarray, np.ndarray]) -> float:
-    """The weighted objective on validation: rating MSE plus full-catalogue cross-entropy."""
+def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, scores: Scores) -> float:
+    """The weighted objective on validation: rating MSE plus the full-catalogue cross-entropy
+    of each validation rating at its own time (what the loss weights ask the model to learn)."""
     loss = 0.0
     if model.rating_weight > 0:
         loss += model.rating_weight * val_metrics["rmse"] ** 2
     if model.retrieval_weight > 0:
-        query, candidates = embedded
-        loss += model.retrieval_weight * full_softmax_loss(query, candidates, prep.val["movie"],
+        loss += model.retrieval_weight * full_softmax_loss(scores.pair_scores(slice(None)), prep.val["movie"],
                                                            model.preset.temperature)
     return loss
 
@@ -108,9 +127,9 @@ class _EpochEnd(tf.keras.callbacks.Callback):
         self.variables = self.model.weights
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        embedded = embed(self.model, self.prep, self.prep.val)
-        val = evaluate(self.model, self.prep, self.prep.val, recall=False, embedded=embedded)
-        sel = selection_loss(self.model, self.prep, val, embedded)
+        scores = model_scores(self.model, self.prep, "val")
+        val = evaluate(scores, self.prep, "val", full=False)
+        sel = selection_loss(self.model, self.prep, val, scores)
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
                **{f"val_{k}": v for k, v in val.items()}, "val_selection_loss": sel,
                "elapsed_seconds": time.perf_counter() - self.start}
@@ -153,7 +172,7 @@ def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn 
           data_path: str | None = None) -> TrainResult:
     """Train `config` (or return its stored run) and store it atomically under artifacts/runs."""
     config.validate()
-    prep = prep or prepare(data_path, config.split_seed)
+    prep = prep or prepare(data_path, config.split_seed, config.split)
     rid = run_id(config, prep.fingerprint)
     if runs.is_finished(rid):
         return TrainResult(runs.load(rid), cached=True)
@@ -177,18 +196,29 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     model.compile(optimizer=optimizer)
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress)
     start = time.perf_counter()
-    model.fit(_batches(_inputs(prep.train), preset.batch_size, config.seed), epochs=preset.epochs,
+    model.fit(_batches(prep, preset, config.seed), epochs=preset.epochs,
               steps_per_epoch=steps, verbose=0, callbacks=[epoch_end])
     train_seconds = time.perf_counter() - start
 
     model.set_weights(epoch_end.best[2])
     t = time.perf_counter()
-    test_metrics = evaluate(model, prep, prep.test)
+    candidates = model.candidate_embeddings(prep.spec.n_movies)
+    # Everything chosen after training is chosen on validation; test only reports.
+    moments = embed_moments(model, prep.timeline)
+    user_taste, taste_grid = choose_taste(model, prep, candidates, moments)
+    val_scores = model_scores(model, prep, "val", candidates=candidates, user_taste=user_taste, moments=moments)
+    blend, blend_grid = choose_blend(val_scores, prep)
+    val_metrics = evaluate(val_scores, prep, "val", blend)
+    test_metrics = evaluate(model_scores(model, prep, "test", candidates=candidates, user_taste=user_taste,
+                                         moments=moments), prep, "test", blend)
     info = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t, 3),
             "best_epoch": epoch_end.best[1], "stopped_epoch": len(epoch_end.history),
-            "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint}
-    candidates = model.candidate_embeddings(prep.spec.n_movies)
-    annoy_index.build(folder, candidates, list(prep.spec.movie_ids))
+            "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint, "split": prep.protocol,
+            "taste": user_taste.to_dict(), "taste_validation": taste_grid,
+            "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics}
+    counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
+    annoy_index.build(folder, candidates, list(prep.spec.movie_ids),
+                      user_vectors=taste.user_vectors(candidates, counts, model.preset.temperature))
     np.savez(folder / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
     runs.write_json(folder / "history.json", epoch_end.history)
     runs.write_json(folder / "config.json", {"run_id": rid, "config": config.to_dict()})

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from recsys import paths
+from recsys.metrics import METRIC_KEYS
 
 REAL_DATA = paths.ROOT / "artifacts" / "data"
 
@@ -78,13 +79,12 @@ def test_train_then_cached_on_the_real_data():
     assert first.returncode == 0, first.stderr
     got = json.loads(first.stdout)
     assert got["cached"] is False and got["train_seconds"] > 0
-    assert set(got["metrics"]) == {"rmse", "top_1_accuracy", "top_5_accuracy", "top_10_accuracy",
-                                   "top_50_accuracy", "top_100_accuracy", "recall_at_10", "recall_at_100"}
+    assert set(got["metrics"]) == set(METRIC_KEYS)
+    assert {"recall_at_10", "recall_at_100", "top_10_accuracy_unseen", "top_100_accuracy_unseen", "hr_at_10",
+            "ndcg_at_10", "liked_recall_at_10", "liked_recall_at_10_ranked"} <= set(got["metrics"])
     # Even three epochs must beat always predicting the mean rating (RMSE about 1.13).
     assert got["metrics"]["rmse"] < 1.0 and got["metrics"]["top_100_accuracy"] > 0.2
-    start = time.perf_counter()
     second = cli(*args, env=env)
-    assert time.perf_counter() - start < 5
     again = json.loads(second.stdout)
     assert again["cached"] is True and again["run_id"] == got["run_id"] and again["metrics"] == got["metrics"]
     listed = json.loads(cli("runs", "--json", env=env).stdout)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from recsys import metrics
-from recsys.baseline import per_user_items, popularity_metrics
+from recsys.history import per_user_items
 
 
 def test_rmse_by_hand():
@@ -55,22 +55,6 @@ def test_top_k_excluding_orders_best_first():
     assert top.tolist() == [[3, 2]]
 
 
-def test_popularity_baseline_by_hand():
-    # Movie 0 rated 3 times, movie 1 twice, movie 2 once, movie 3 never.
-    train = {"user": np.array([0, 1, 2, 0, 1, 2]), "movie": np.array([0, 0, 0, 1, 1, 2]),
-             "rating": np.array([5, 4, 3, 2, 2, 1], np.float32)}
-    test = {"user": np.array([0, 2, 1]), "movie": np.array([0, 1, 3]), "rating": np.array([4, 3, 4], np.float32)}
-    m = popularity_metrics(train, test, n_users=3, n_movies=4)
-    # Predictions: movie 0 -> 4.0, movie 1 -> 2.0, movie 3 unseen -> global mean 17/6.
-    assert m["rmse"] == pytest.approx(np.sqrt((0 + (2 - 3) ** 2 + (17 / 6 - 4) ** 2) / 3))
-    # Ranks by count: movie 0 -> 0, movie 1 -> 1, movie 3 -> 3; only the first is a top-1 hit.
-    assert m["top_1_accuracy"] == pytest.approx(1 / 3)
-    assert m["top_5_accuracy"] == 1.0
-    # Filtered recall@10: user 0 saw {0, 1} in training, so test movie 0 can't be found;
-    # user 2 finds 1 (unseen by them), user 1 finds 3: mean (0 + 1 + 1) / 3.
-    assert m["recall_at_10"] == pytest.approx(2 / 3)
-
-
 def test_per_user_items():
     part = {"user": np.array([2, 0, 2, 2]), "movie": np.array([5, 1, 5, 3])}
     items = per_user_items(part, n_users=3)
@@ -84,5 +68,54 @@ def test_full_softmax_loss_matches_a_hand_computed_example():
     cands = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
     # logits / 0.5: row 0 = [2, 0, 2], true movie 1; row 1 = [0, 4, 4], true movie 2
     expected = np.mean([np.log(2 * np.e**2 + 1) - 0.0, np.log(1 + 2 * np.e**4) - 4.0])
-    got = full_softmax_loss(query, cands, np.array([1, 2]), temperature=0.5)
+    got = full_softmax_loss(query @ cands.T, np.array([1, 2]), temperature=0.5)
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_unseen_ranks_skip_the_users_rated_movies():
+    scores = np.array([[0.9, 0.8, 0.5, 0.3], [0.9, 0.8, 0.5, 0.3]])
+    # Row 0: true movie 2, movies 0 and 1 score higher; the user rated movie 0 -> rank 1.
+    # Row 1: true movie 3, nothing rated -> rank 3.
+    ranks = metrics.unseen_ranks(scores, np.array([2, 3]), [np.array([0]), np.array([], int)])
+    assert ranks.tolist() == [1, 3]
+    assert metrics.top_k_accuracy(ranks, ks=(2,), suffix="_unseen") == {"top_2_accuracy_unseen": 0.5}
+
+
+def test_recall_at_averages_users_with_relevant_movies_and_liked_subsets():
+    top = np.array([[3, 1, 2], [0, 1, 2], [2, 0, 1]])
+    relevant = [np.array([1, 5]), np.array([], int), np.array([0, 2, 4, 6])]
+    # user 0: top-2 {3, 1} holds 1 of 2; user 2: top-2 {2, 0} holds 2 of 4; user 1 has nothing.
+    assert metrics.recall_at(top, relevant, ks=(2,)) == {"recall_at_2": 0.5}
+    assert metrics.recall_at(top, relevant, ks=(2,), prefix="liked_recall", suffix="_ranked") == {
+        "liked_recall_at_2_ranked": 0.5}
+
+
+def test_hit_rate_and_ndcg_by_hand():
+    top = np.array([[4, 7, 9], [1, 2, 3], [5, 6, 8], [0, 1, 2]])
+    target = np.array([4, 3, 7, -1])  # first place, third place, missed, no target
+    m = metrics.hit_rate_ndcg(top, target, k=3)
+    assert m["hr_at_3"] == pytest.approx(2 / 3)
+    assert m["ndcg_at_3"] == pytest.approx((1 + 1 / np.log2(4)) / 3)
+
+
+def test_beyond_accuracy_by_hand():
+    top = np.array([[0, 1], [0, 2]])
+    counts = np.array([6, 2, 0, 4])  # 12 ratings; movie 2 unrated counts as 1
+    m = metrics.beyond_accuracy(top, counts, k=2)
+    assert m["coverage_at_2"] == pytest.approx(3 / 4)
+    expected = np.mean([-np.log2(6 / 12), -np.log2(2 / 12), -np.log2(6 / 12), -np.log2(1 / 12)])
+    assert m["novelty_at_2"] == pytest.approx(expected)
+    assert m["mean_popularity_at_2"] == pytest.approx((6 + 2 + 6 + 0) / 4)
+
+
+def test_recall_by_activity_terciles():
+    recall = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    activity = np.array([1, 2, 10, 11, 50, 60])
+    assert metrics.recall_by_activity(recall, activity) == pytest.approx(
+        {"light": 0.15, "medium": 0.35, "heavy": 0.55})
+
+
+def test_low_share_counts_predictions_below_three_stars_in_shown_slots():
+    predicted = np.array([[2.9, 3.0, 1.0], [4.0, 2.0, 5.0]])
+    top = np.array([[1, 2, 3], [4, -1, 6]])  # the -1 slot is empty
+    assert metrics.low_share(predicted, top, k=2) == pytest.approx(1 / 3)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from recsys.config import RunConfig
+from recsys.history import POINTER_KEYS, query_features
 from recsys.layers import MovieFeatures, UserFeatures
 from recsys.train import build_model
 from tiny import tiny_prep
@@ -15,10 +16,13 @@ def prep(tmp_path_factory):
 
 
 def _batch(prep, n=16):
-    p = prep.train
-    return {"user": tf.constant(p["user"][:n]), "movie": tf.constant(p["movie"][:n]),
-            "timestamp": tf.constant(p["timestamp"][:n], tf.float32), "rating": tf.constant(p["rating"][:n]),
-            "context": tf.constant(p["context"][:n]), "context_rating": tf.constant(p["context_rating"][:n])}
+    """The first n training rows with every history input any preset reads."""
+    p = {k: v[:n] for k, v in prep.train.items()}
+    tl = prep.timeline
+    pointers = {k: p[k] for k in POINTER_KEYS}
+    return {"user": tf.constant(p["user"]), "movie": tf.constant(p["movie"]),
+            "timestamp": tf.constant(p["timestamp"], tf.float32), "rating": tf.constant(p["rating"]),
+            **query_features(tl.movie, tl.rating, pointers, 10, prep.spec.n_movies)}
 
 
 def test_user_features_shape_and_parts(prep):
@@ -26,13 +30,41 @@ def test_user_features_shape_and_parts(prep):
     users = tf.constant([0, 1, 2])
     ts = tf.constant([prep.spec.timestamp_boundaries[0], prep.spec.timestamp_mean, 2e9], tf.float32)
     out = layer(users, ts).numpy()
-    # user 8 + timestamp bucket 8 + timestamp value 1 + age bucket 4 + age value 1 + gender 2
-    assert out.shape == (3, 8 + 8 + 1 + 4 + 1 + 2)
+    # user 8 + timestamp bucket 8 + timestamp value 1 + age bucket 4 + age value 1 + gender 3 (with unknown)
+    assert out.shape == (3, 8 + 8 + 1 + 4 + 1 + 3)
     ts_norm = out[:, 16]
     assert abs(ts_norm[1]) < 1e-3  # the training mean normalises to 0
     assert ts_norm[2] > ts_norm[1] > ts_norm[0]
-    gender = out[:, -2:]
-    np.testing.assert_array_equal(gender, np.eye(2)[prep.spec.user_gender[:3]])
+    gender = out[:, -3:]
+    np.testing.assert_array_equal(gender, np.eye(3)[prep.spec.user_gender[:3]])
+
+
+def test_the_unknown_user_has_neutral_age_and_unknown_gender(prep):
+    layer = UserFeatures(prep.spec, dim=4)
+    unknown = tf.constant([prep.spec.n_users])
+    out = layer(unknown, tf.constant([prep.spec.timestamp_mean], tf.float32)).numpy()[0]
+    np.testing.assert_array_equal(out[-3:], [0, 0, 1])
+    assert abs(out[-4]) < 1e-5  # the training mean age normalises to 0
+
+
+def test_id_dropout_hides_users_only_in_training(prep):
+    layer = UserFeatures(prep.spec, dim=4, id_dropout=1.0)
+    users, ts = tf.constant([0, 1, 2]), tf.constant([prep.spec.timestamp_mean] * 3, tf.float32)
+    hidden = layer(users, ts, training=True).numpy()[:, :4]
+    unknown = layer.user_embedding(tf.constant([prep.spec.n_users] * 3)).numpy()
+    np.testing.assert_allclose(hidden, unknown)
+    np.testing.assert_allclose(layer(users, ts).numpy()[:, :4], layer.user_embedding(users).numpy())
+
+
+def test_history_is_the_mean_embedding_of_every_earlier_movie(prep):
+    layer = UserFeatures(prep.spec, dim=4, history_dim=6)
+    history = np.zeros((2, prep.spec.n_movies), np.float32)
+    history[0, [1, 4, 7]] = 1.0
+    out = layer(tf.constant([0, 1]), tf.constant([prep.spec.timestamp_mean] * 2, tf.float32),
+                session=tf.zeros([2, 0], tf.int32), history=tf.constant(history)).numpy()
+    table = layer.history_embedding.numpy()
+    np.testing.assert_allclose(out[0, :6], table[[1, 4, 7]].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(out[1, :6], 0.0)
 
 
 def test_timestamp_buckets_differ_across_the_range(prep):
@@ -107,9 +139,10 @@ def test_seed_preset_builds_the_notebook_architecture(prep):
     assert model.preset.batch_size == 8192 and model.preset.optimizer == "ranger"
 
 
-def test_the_context_feeds_the_query_tower_only_when_the_preset_uses_it(prep):
-    batch = _batch(prep, 4)
-    other = dict(batch, context=tf.where(batch["context"] > 0, (batch["context"] % prep.spec.n_movies) + 1, 0))
+def test_the_session_feeds_the_query_tower_only_when_the_preset_uses_it(prep):
+    batch = _batch(prep, 8)
+    assert (batch["session"].numpy() > 0).any()
+    other = dict(batch, session=tf.where(batch["session"] > 0, (batch["session"] % prep.spec.n_movies) + 1, 0))
     for preset, differs in (("default", True), ("seed", False)):
         model = build_model(prep, RunConfig(preset=preset))
         q1 = model.query_tower(batch).numpy()
@@ -118,7 +151,7 @@ def test_the_context_feeds_the_query_tower_only_when_the_preset_uses_it(prep):
     assert build_model(prep, RunConfig()).preset.context_size > 0
 
 
-def test_rating_head_adds_biases_factors_and_the_context_offset(prep):
+def test_rating_head_adds_biases_factors_and_the_session_offset(prep):
     model = build_model(prep, RunConfig())
     head = model.rating_head
     for var in head.user_bias.weights + head.movie_bias.weights:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import synthetic
-from recsys import index, paths, runs
+from recsys import index, paths, runs, taste
 from recsys.cli import main
 from recsys.errors import UserError
-from recsys.evaluate import query_embeddings
+from recsys.evaluate import predict_ratings, query_embeddings
 from recsys.recommend import Recommender, open_run
 
 
@@ -45,9 +45,9 @@ def _rated_ids(user_id):
 
 
 def _brute_force(rec, user_id, k, exclude_rated=True):
-    """Movie ids of the k best dot products, computed here with a plain sort."""
+    """Movie ids of the k best retrieval scores, computed here with a plain sort."""
     row = rec.prep.spec.user_ids.index(user_id)
-    scores = rec.candidates.astype(np.float64) @ rec.query(row).astype(np.float64)
+    scores = rec.user_vectors.astype(np.float64) @ rec.query(row).astype(np.float64)
     banned = _rated_ids(user_id) if exclude_rated else set()
     order = [rec.prep.spec.movie_ids[r] for r in np.argsort(-scores, kind="stable")]
     return [m for m in order if m not in banned][:k], scores
@@ -59,7 +59,7 @@ USERS = [str(u) for u in range(1, synthetic.N_USERS + 1)]
 # --------------------------------------------------------------------------- recommend
 def test_exact_recommendations_equal_brute_force(rec):
     for user in USERS:
-        top = rec.recommend(user, k=5, method="exact")
+        top = rec.recommend(user, k=5, method="exact", rank="watch")
         want, scores = _brute_force(rec, user, 5)
         assert top.movie_id.tolist() == want, user
         rows = [rec.prep.spec.movie_ids.index(m) for m in want]
@@ -85,18 +85,18 @@ def test_include_rated_keeps_rated_movies_that_rank(rec):
         if not ranked_rated:
             continue
         checked += 1
-        kept = rec.recommend(user, k=5, exclude_rated=False)
+        kept = rec.recommend(user, k=5, exclude_rated=False, rank="watch")
         assert kept.movie_id.tolist() == with_rated
         assert ranked_rated <= set(kept.movie_id)
-        assert not ranked_rated & set(rec.recommend(user, k=5).movie_id)
+        assert not ranked_rated & set(rec.recommend(user, k=5, rank="watch").movie_id)
     assert checked >= 5  # half the catalogue is rated, so rated movies often rank
 
 
 def test_annoy_agrees_with_exact_on_tiny_data(rec):
     overlap = []
     for user in USERS:
-        exact = rec.recommend(user, k=10, method="exact")
-        approx = rec.recommend(user, k=10, method="annoy")
+        exact = rec.recommend(user, k=10, method="exact", rank="watch")
+        approx = rec.recommend(user, k=10, method="annoy", rank="watch")
         assert len(approx) == 10 and not set(approx.movie_id) & _rated_ids(user)
         overlap.append(len(set(exact.movie_id) & set(approx.movie_id)) / 10)
     assert np.mean(overlap) >= 0.95
@@ -104,14 +104,41 @@ def test_annoy_agrees_with_exact_on_tiny_data(rec):
 
 def test_predicted_ratings_are_present_and_finite(rec):
     for method in ("exact", "annoy"):
-        top = rec.recommend("7", k=8, method=method)
-        assert list(top.columns) == ["movie_id", "title", "score", "predicted_rating"]
+        top = rec.recommend("7", k=8, method=method, rank="watch")
+        assert list(top.columns) == ["movie_id", "title", "score", "predicted_rating", "blended"]
         assert np.isfinite(top.predicted_rating).all()
         assert top.predicted_rating.between(-1, 7).all()  # a rating-scale number, not a logit
         assert np.isfinite(top.score).all() and top.score.is_monotonic_decreasing
 
 
-def test_query_is_at_the_users_latest_rating_time(rec):
+@pytest.mark.parametrize("user", ["3", "11", "29"])
+def test_each_order_sorts_the_same_candidates_by_its_own_score(rec, user):
+    n = rec.blend.candidates
+    watch = rec.recommend(user, k=n, rank="watch")
+    love = rec.recommend(user, k=n, rank="love")
+    blend = rec.recommend(user, k=n, rank="blend")
+    assert set(watch.movie_id) == set(love.movie_id) == set(blend.movie_id)
+    assert love.predicted_rating.is_monotonic_decreasing and blend.blended.is_monotonic_decreasing
+    # The blended score by hand: standardised retrieval + beta (prediction - the user's mean rating).
+    row = rec.user_row(user)
+    z = (watch.score - watch.score.mean()) / watch.score.std(ddof=0)
+    expected = z + rec.blend.beta * (watch.predicted_rating - rec.mean_rating[row])
+    np.testing.assert_allclose(watch.blended, expected, rtol=1e-4, atol=1e-4)
+    # A shorter list is the head of the same order.
+    assert rec.recommend(user, k=3, rank="love").movie_id.tolist() == love.movie_id.tolist()[:3]
+
+
+def test_the_rating_head_scores_each_movie_as_the_user_is_now(rec):
+    top = rec.recommend("5", k=6, rank="watch")
+    row = rec.user_row("5")
+    now, stars = rec.now(row)
+    rows = [rec.movie_row(m) for m in top.movie_id]
+    expected = predict_ratings(rec.model, np.repeat(now[None], 6, 0), rec.candidates, np.full(6, row),
+                               np.array(rows), np.repeat(stars[None], 6, 0))
+    np.testing.assert_allclose(top.predicted_rating, expected, rtol=1e-5)
+
+
+def test_the_now_query_is_at_the_users_latest_rating_with_every_rating_before(rec):
     ratings, _, _ = _raw()
     latest = ratings.groupby("user_id").timestamp.max()
     for row, user in enumerate(rec.prep.spec.user_ids):
@@ -122,29 +149,36 @@ def test_query_is_at_the_users_latest_rating_time(rec):
     assert len(later_than_training) >= 3
     for row in [0, 1, *later_than_training]:
         user = rec.prep.spec.user_ids[row]
-        context = rec.context["context"][[row]]
-        at_latest = query_embeddings(rec.model, rec.prep, np.array([row]), np.array([float(latest[user])]), context)[0]
-        np.testing.assert_allclose(rec.query(row), at_latest, rtol=1e-6, err_msg=user)
-        at_training = query_embeddings(rec.model, rec.prep, np.array([row]), rec.prep.last_timestamp[[row]],
-                                       context)[0]
-        if row in later_than_training:
-            assert not np.allclose(rec.query(row), at_training), user  # the time does enter the query
+        queries = {"user": np.array([row], np.int32), "timestamp": np.array([float(latest[user])]),
+                   **rec.timeline.pointers(np.array([row]), np.array([float(latest[user])])).as_dict()}
+        expected, _ = query_embeddings(rec.model, rec.timeline, queries)
+        np.testing.assert_allclose(rec.now(row)[0], expected[0], rtol=1e-5, err_msg=user)
 
 
-def test_serving_context_is_the_users_latest_ratings_of_all(rec):
+def test_the_list_query_is_the_runs_validated_taste(rec):
+    t = rec.taste
+    row = 4
+    if t.horizon == taste.NOW:
+        np.testing.assert_allclose(rec.query(row)[:-1], rec.now(row)[0], rtol=1e-6)
+    else:
+        found = taste.Moments.of(rec.timeline, np.array([row]))
+        embedded, _ = query_embeddings(rec.model, rec.timeline, found.queries)
+        expected = taste.mean_queries(embedded, found, rec.latest_time, t.horizon, rec.prep.spec.n_users)[row]
+        np.testing.assert_allclose(rec.query(row)[:-1], expected, rtol=1e-5)
+    assert rec.query(row)[-1] == pytest.approx(t.prior)
+
+
+def test_session_is_the_users_latest_ratings_of_all(rec):
     ratings, _, _ = _raw()
-    movie_rows = {m: i for i, m in enumerate(rec.prep.spec.movie_ids)}
-    k = rec.context["context"].shape[1]
+    k = rec.model.preset.context_size
     checked = 0
     for row, user in enumerate(rec.prep.spec.user_ids):
         mine = ratings[ratings.user_id == user].sort_values("timestamp", ascending=False)
         if len(mine) > k and mine.timestamp.iloc[k - 1] == mine.timestamp.iloc[k]:
             continue  # a tie at the cut: either movie may be kept
-        expected = {movie_rows[m] + 1 for m in mine.movie_id.iloc[:k]}
-        got = rec.context["context"][row]
-        assert set(got[got > 0]) == expected, user
-        ctx_ratings = rec.context["context_rating"][row]
-        assert sorted(ctx_ratings[ctx_ratings > 0]) == sorted(mine.rating.iloc[:k].astype(float)), user
+        got = rec.session(user)
+        assert set(got.movie_id) == set(mine.movie_id.iloc[:k]), user
+        assert sorted(got.user_rating) == sorted(mine.rating.iloc[:k].astype(int)), user
         checked += 1
     assert checked >= 5
 
@@ -284,8 +318,26 @@ def test_cli_recommend_json(tiny_run, capsys, rec):
     out = json.loads(capsys.readouterr().out)
     assert out["run_id"] == run.run_id and out["user"] == "1" and out["method"] == "exact"
     assert len(out["recommendations"]) == 5
-    assert [r["movie_id"] for r in out["recommendations"]] == _brute_force(rec, "1", 5)[0]
-    assert all(set(r) == {"movie_id", "title", "score", "predicted_rating"} for r in out["recommendations"])
+    assert out["rank"] == "blend"
+    assert [r["movie_id"] for r in out["recommendations"]] == rec.recommend("1", k=5).movie_id.tolist()
+    assert all(set(r) == {"movie_id", "title", "score", "predicted_rating", "blended"}
+               for r in out["recommendations"])
+    blended = [r["blended"] for r in out["recommendations"]]
+    assert blended == sorted(blended, reverse=True)
+
+
+@pytest.mark.parametrize("rank", ["watch", "love"])
+def test_cli_recommend_rank(tiny_run, capsys, rec, rank):
+    _, run = tiny_run
+    assert main(["recommend", "--user", "4", "--k", "6", "--rank", rank, "--candidates", "20", "--json",
+                 "--run", run.run_id]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rank"] == rank and out["candidates"] == 20
+    key = {"watch": "score", "love": "predicted_rating"}[rank]
+    values = [r[key] for r in out["recommendations"]]
+    assert values == sorted(values, reverse=True)
+    assert [r["movie_id"] for r in out["recommendations"]] == rec.recommend(
+        "4", k=6, rank=rank, candidates=20).movie_id.tolist()
 
 
 def test_cli_recommend_annoy_and_include_rated(tiny_run, capsys, rec):
@@ -305,6 +357,8 @@ def test_cli_recommend_annoy_and_include_rated(tiny_run, capsys, rec):
     (["--user", "1", "--k", "10000"], "k must be"),
     (["--user", "1", "--k", "five"], "not an integer"),
     (["--user", "1", "--exact", "--annoy"], "not allowed with"),
+    (["--user", "1", "--rank", "best"], "unknown order 'best'"),
+    (["--user", "1", "--candidates", "0"], "candidates must be"),
 ])
 def test_cli_recommend_bad_input_exits_2_with_one_line(tiny_run, capsys, args, message):
     _, run = tiny_run

@@ -7,7 +7,9 @@ import pytest
 
 from recsys import runs
 from recsys.config import RunConfig, run_id
-from recsys.evaluate import evaluate
+from recsys.evaluate import evaluate, model_scores
+from recsys.ranking import Blend
+from recsys.taste import Taste
 from recsys.metrics import METRIC_KEYS
 from recsys.train import load_model, train
 from tiny import TINY_CONFIG, tiny_prep
@@ -76,7 +78,10 @@ def test_a_live_trainer_blocks_a_second_one(prep):
 def test_stored_weights_reproduce_the_stored_metrics(prep):
     result = train(TINY_CONFIG, prep=prep)
     model = load_model(result.run, prep)
-    again = evaluate(model, prep, prep.test)
+    info = result.run.info
+    scores = model_scores(model, prep, "test", user_taste=Taste.from_dict(info["taste"]))
+    again = evaluate(scores, prep, "test", Blend.from_dict(info["blend"]))
+    assert set(again) == set(result.run.metrics)
     for k, v in result.run.metrics.items():
         assert again[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
 

@@ -1,0 +1,121 @@
+"""A user's one query: their taste over time, for the lists a person sees.
+
+The query tower answers for a moment: "what will this user rate next, at time t,
+given everything they rated up to t?" (recsys/history.py). A user's list needs one
+query, and which moments it should weigh depends on what is asked of it:
+
+  now         the moment after the user's latest rating: the next movie. This is what
+              a deployed recommender is asked, and what the temporal split tests.
+  long-term   every moment the user rated something (each with only the ratings up to
+              it), weighted by how many ratings it holds and by exp(-age / horizon).
+              Under a random split a user's held-out movies are spread over their
+              whole history, so all of their moments matter, not only the last.
+
+The mean of moment queries is still one vector, so exact search, Annoy and the rating
+head serve it unchanged. A popularity prior can be added back (logQ correction takes
+it out in training): the score is q . c + prior x temperature x log(1 + training
+count), served by one extra coordinate on both sides. The horizon and the prior are
+chosen on validation (`choose`), per run, never on test.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from recsys.history import Timeline
+
+NOW = 0.0
+HORIZONS = (NOW, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0, math.inf)  # seconds
+PRIORS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class Taste:
+    """How a user's query is made from their moments."""
+
+    horizon: float = NOW  # seconds; 0: the latest moment only; inf: every moment alike
+    prior: float = 0.0  # weight of log(1 + training count) in logit units
+
+    def to_dict(self) -> dict:
+        """Plain JSON for a run's info (infinity as a string JSON can hold)."""
+        d = asdict(self)
+        d["horizon"] = "inf" if math.isinf(self.horizon) else self.horizon
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Taste":
+        """Inverse of `to_dict`; "now" with no prior for a run that has none."""
+        d = d or {}
+        return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)))
+
+    def describe(self) -> str:
+        """One line for people: which moments weigh, and the prior."""
+        if self.horizon == NOW:
+            when = "the user's latest moment"
+        elif math.isinf(self.horizon):
+            when = "all of the user's moments alike"
+        else:
+            when = f"the user's moments, halving every {self.horizon * math.log(2) / 86400:.2g} days"
+        return when + (f", plus popularity x {self.prior:g}" if self.prior else "")
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Distinct (user, time) points of a timeline: the queries a long-term taste averages."""
+
+    user: np.ndarray  # int64 user rows
+    time: np.ndarray  # float64 seconds
+    count: np.ndarray  # ratings at that second
+    queries: dict  # query inputs: user, timestamp and history pointers (nothing after the time)
+
+    @classmethod
+    def of(cls, timeline: Timeline, users: np.ndarray | None = None) -> "Moments":
+        """The moments of `users` (default: everyone) in `timeline`."""
+        n_users = timeline.n_users
+        row_user = np.repeat(np.arange(n_users), np.diff(timeline.bounds))
+        keep = np.ones(len(row_user), bool) if users is None else np.isin(row_user, users)
+        u, t = row_user[keep], timeline.timestamp[keep]
+        # Rows are sorted by (user, time): a new moment starts wherever either changes.
+        starts = np.flatnonzero(np.r_[True, (u[1:] != u[:-1]) | (t[1:] != t[:-1])]) if len(u) else np.array([], int)
+        count = np.diff(np.r_[starts, len(u)])
+        mu, mt = u[starts], t[starts]
+        queries = {"user": mu.astype(np.int32), "timestamp": mt, **timeline.pointers(mu, mt).as_dict()}
+        return cls(mu, mt, count, queries)
+
+
+def weights(moments: Moments, now: np.ndarray, horizon: float) -> np.ndarray:
+    """Each moment's weight: its number of ratings times exp(-age / horizon)."""
+    if math.isinf(horizon):
+        return moments.count.astype(np.float64)
+    age = np.maximum(np.asarray(now, np.float64)[moments.user] - moments.time, 0.0)
+    # Relative to the user's newest moment, so long ages never underflow every weight to 0.
+    newest = np.full(len(now), np.inf)
+    np.minimum.at(newest, moments.user, age)
+    return moments.count * np.exp(-(age - newest[moments.user]) / horizon)
+
+
+def mean_queries(embedded: np.ndarray, moments: Moments, now: np.ndarray, horizon: float,
+                 n_users: int) -> np.ndarray:
+    """[n_users, d]: each user's moment embeddings averaged with `weights` (0 for no moment)."""
+    w = weights(moments, now, horizon)
+    total = np.bincount(moments.user, w, n_users)
+    out = np.zeros((n_users, embedded.shape[1]), np.float64)
+    np.add.at(out, moments.user, embedded * w[:, None])
+    return (out / np.maximum(total, 1e-300)[:, None]).astype(np.float32)
+
+
+def prior_column(counts: np.ndarray, temperature: float) -> np.ndarray:
+    """The candidates' extra coordinate: temperature x log(1 + training count)."""
+    return (temperature * np.log1p(np.asarray(counts, np.float64))).astype(np.float32)
+
+
+def user_vectors(candidates: np.ndarray, counts: np.ndarray, temperature: float) -> np.ndarray:
+    """What a user's query is matched against: each movie's embedding and its prior coordinate."""
+    return np.hstack([candidates, prior_column(counts, temperature)[:, None]]).astype(np.float32)
+
+
+def scores(query: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, taste: Taste) -> np.ndarray:
+    """[users, movies]: q . c plus the prior."""
+    return query @ candidates.T + taste.prior * prior_col[None, :]

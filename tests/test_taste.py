@@ -1,0 +1,58 @@
+"""A user's one query: the moments it averages, their weights, and the popularity prior."""
+import math
+
+import numpy as np
+import pytest
+
+from recsys import taste
+from recsys.history import Timeline
+
+
+def _timeline():
+    # user 0: two ratings at t = 100, one at t = 200; user 1: one at t = 50.
+    part = {"user": np.array([0, 0, 0, 1], np.int32), "movie": np.array([3, 1, 2, 0], np.int32),
+            "timestamp": np.array([100.0, 100.0, 200.0, 50.0]), "rating": np.ones(4, np.float32)}
+    return Timeline.of(part, n_users=2)
+
+
+def test_moments_are_distinct_user_times_with_their_counts_and_no_later_history():
+    m = taste.Moments.of(_timeline())
+    assert m.user.tolist() == [0, 0, 1] and m.time.tolist() == [100.0, 200.0, 50.0]
+    assert m.count.tolist() == [2, 1, 1]
+    # The moment at t = 100 holds both ratings of that second, not the one at 200.
+    q = m.queries
+    assert (q["history_end"] - q["history_start"]).tolist() == [2, 3, 1]
+    assert (q["history_skip"] == -1).all()
+
+
+def test_weights_count_ratings_and_decay_with_age():
+    m = taste.Moments.of(_timeline())
+    now = np.array([200.0, 50.0])
+    np.testing.assert_allclose(taste.weights(m, now, math.inf), [2, 1, 1])
+    np.testing.assert_allclose(taste.weights(m, now, 100.0), [2 * math.exp(-1), 1, 1])
+
+
+def test_mean_queries_by_hand():
+    m = taste.Moments.of(_timeline())
+    embedded = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    got = taste.mean_queries(embedded, m, np.array([200.0, 50.0]), math.inf, n_users=3)
+    np.testing.assert_allclose(got, [[2 / 3, 1 / 3], [5, 5], [0, 0]], rtol=1e-6)
+
+
+def test_prior_adds_log_counts_through_one_extra_coordinate():
+    candidates = np.array([[1.0, 0.0], [0.0, 1.0]])
+    counts = np.array([9, 0])
+    vectors = taste.user_vectors(candidates, counts, temperature=0.5)
+    t = taste.Taste(taste.NOW, prior=2.0)
+    q = np.array([[0.3, 0.4]])
+    expected = q @ candidates.T + 2.0 * 0.5 * np.log1p(counts)[None, :]
+    np.testing.assert_allclose(taste.scores(q, candidates, vectors[:, -1], t), expected, rtol=1e-6)
+    np.testing.assert_allclose(vectors @ np.append(q[0], t.prior), expected[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("t", [taste.Taste(), taste.Taste(math.inf, 0.5), taste.Taste(3600.0, 0.25)])
+def test_taste_round_trips_through_json(t):
+    import json
+
+    assert taste.Taste.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+    assert t.describe()
