@@ -104,7 +104,8 @@ def canonical(ratings, movies: pd.DataFrame, users: pd.DataFrame | None, source:
     """Cast every table to the canonical dtypes and order (ids sort numerically).
 
     `ratings` maps the four rating columns to arrays (ids as integers, strings or a
-    Categorical); `users` is None when the dataset has no users table (ML-20M/25M).
+    Categorical); a dict is emptied as its columns are used, so a 25M-row load never
+    holds every column twice. `users` is None when the dataset has no users table.
     """
     movies = pd.DataFrame({
         "movie_id": movies["movie_id"].astype(str),
@@ -122,19 +123,47 @@ def canonical(ratings, movies: pd.DataFrame, users: pd.DataFrame | None, source:
     if movies.movie_id.duplicated().any() or users.user_id.duplicated().any():
         raise UserError(f"{source}: not {ds.get(dataset).title}: duplicate movie or user ids")
 
-    user, user_cats = _codes(ratings["user_id"], pd.Index(users.user_id))
-    movie, movie_cats = _codes(ratings["movie_id"], pd.Index(movies.movie_id))
-    rating = np.asarray(ratings["user_rating"], dtype=np.float32)
-    timestamp = np.asarray(ratings["timestamp"], dtype=np.int64)
-    # Stable, so rows equal in all three keys keep their file order, as before.
-    order = np.lexsort((timestamp, movie, user))
-    table = pd.DataFrame({
-        "user_id": pd.Categorical.from_codes(user[order], categories=user_cats),
-        "movie_id": pd.Categorical.from_codes(movie[order], categories=movie_cats),
-        "user_rating": rating[order],
-        "timestamp": timestamp[order],
-    })
+    user, user_cats = _codes(_take(ratings, "user_id"), pd.Index(users.user_id))
+    movie, movie_cats = _codes(_take(ratings, "movie_id"), pd.Index(movies.movie_id))
+    rating = np.asarray(_take(ratings, "user_rating"), dtype=np.float32)
+    timestamp = np.asarray(_take(ratings, "timestamp"), dtype=np.int64)
+    order = _canonical_order(user, movie, len(movie_cats), timestamp)
+    # Column by column, each unsorted copy dropped once its sorted one exists.
+    columns = {"user_id": pd.Categorical.from_codes(user[order], categories=user_cats)}
+    del user
+    columns["movie_id"] = pd.Categorical.from_codes(movie[order], categories=movie_cats)
+    del movie
+    columns["user_rating"] = rating[order]
+    del rating
+    columns["timestamp"] = timestamp[order]
+    del timestamp, order
+    table = pd.DataFrame(columns, copy=False)
     return MovieLens(table, movies, users, source, dataset, synthetic)
+
+
+def _take(ratings, column: str):
+    return ratings.pop(column) if isinstance(ratings, dict) else ratings[column]
+
+
+def _canonical_order(user: np.ndarray, movie: np.ndarray, n_movies: int, timestamp: np.ndarray) -> np.ndarray:
+    """Row order by user, movie, timestamp, stable (rows equal in all three keep file order).
+
+    One stable argsort of user * n_movies + movie (GroupLens files come sorted so, and
+    then none is needed), then timestamps order only the rare repeated (user, movie) pairs:
+    several times faster than a three-key lexsort at 25M rows, and the same order.
+    """
+    key = user.astype(np.int64) * n_movies + movie
+    if len(key) < 2 or (key[1:] >= key[:-1]).all():
+        order = np.arange(len(key))
+    else:
+        order = np.argsort(key, kind="stable")
+    key = key[order]
+    repeated = np.flatnonzero(key[1:] == key[:-1])
+    if repeated.size:
+        pos = np.unique(np.concatenate([repeated, repeated + 1]))
+        rows = order[pos]
+        order[pos] = rows[np.lexsort((timestamp[rows], key[pos]))]
+    return order
 
 
 def _codes(values, index: pd.Index) -> tuple[np.ndarray, pd.Index]:
@@ -153,7 +182,7 @@ def _codes(values, index: pd.Index) -> tuple[np.ndarray, pd.Index]:
     rows = index.get_indexer(uniques)
     unknown = np.flatnonzero(rows < 0)
     rows[unknown] = len(index) + np.arange(len(unknown))
-    return rows[codes].astype(np.int32), index.append(uniques[unknown])
+    return rows.astype(np.int32)[codes], index.append(uniques[unknown])
 
 
 def _numeric_key(col: pd.Series) -> pd.Series:

@@ -223,7 +223,14 @@ def read_numeric(open_stream: Callable[[], BinaryIO], where: str, delimiter: str
     for name in empty:
         if len(table) and pc.max(pc.utf8_length(table[name])).as_py() > 0:
             raise _diagnose(open_stream, where, delimiter, columns, header, empty, "non-empty separator field")
-    return {n: table[n].to_numpy() for n in names if n not in empty}
+    table = table.drop_columns(list(empty))
+    out = {}
+    for name in table.column_names:  # one column at a time, each freed once copied
+        out[name] = table[name].to_numpy()
+        table = table.drop_columns([name])
+    del table
+    pa.default_memory_pool().release_unused()  # give the parser's buffers back to the system
+    return out
 
 
 def _diagnose(open_stream, where, delimiter, columns, header, empty, arrow_message) -> UserError:

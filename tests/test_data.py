@@ -468,6 +468,23 @@ def test_fingerprint_is_the_reference(grouplens_dir, widedeep_dir, monkeypatch):
     assert data.load(expected=EXPECTED).fingerprint() == want
 
 
+def test_real_data_as_grouplens_files(tmp_path, monkeypatch):
+    """The real ML-100K written as GroupLens's files, Latin-1 and UTF-8, loads as the offline copy."""
+    folder = paths.ROOT / "artifacts" / "data"
+    if not data.widedeep_available(folder):
+        pytest.fail(f"the offline MovieLens tables are missing from {folder}: run `make setup`")
+    raw = tuple(pd.read_parquet(folder / data.WIDEDEEP_FILE.format(t)) for t in ("data", "items", "users"))
+    content = synthetic.grouplens_bytes(raw)
+    utf8 = {**content, **{n: content[n].decode(synthetic.ENCODING).encode("utf-8") for n in ("u.item", "u.user")}}
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
+    offline = data.load()
+    for name, files_ in (("latin1", content), ("utf8", utf8)):
+        ml = data.load(synthetic.write_layout(tmp_path / name, "ml-100k", files_))  # the real counts
+        for a, b in ((ml.ratings, offline.ratings), (ml.movies, offline.movies), (ml.users, offline.users)):
+            pd.testing.assert_frame_equal(a, b)
+        assert ml.fingerprint() == offline.fingerprint()
+
+
 def test_real_fingerprint_is_the_reference(monkeypatch):
     folder = paths.ROOT / "artifacts" / "data"
     if not data.widedeep_available(folder):
@@ -511,7 +528,8 @@ def test_utf8_copy_reads_the_same_titles(tmp_path, layout, text_tables):
 def test_utf8_with_byte_order_mark(grouplens_dir):
     raw = (grouplens_dir / "u.item").read_bytes().decode(synthetic.ENCODING)
     (grouplens_dir / "u.item").write_bytes(b"\xef\xbb\xbf" + raw.encode("utf-8"))
-    assert _title(data.load(grouplens_dir, expected=EXPECTED), "1") == "Synthetic Film 1 (1961)"
+    ml = data.load(grouplens_dir, expected=EXPECTED)
+    assert _title(ml, "1") == "Synthetic Film 1 (1961)" and _title(ml, synthetic.MISERABLES_ID) == synthetic.MISERABLES
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
@@ -568,3 +586,24 @@ def test_zip_member_larger_than_its_header_says(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"cannot read .*u.item: Bad CRC-32") as err:
         data.load(path, expected=EXPECTED)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_canonical_order_is_the_three_key_sort(presorted):
+    """The fast order equals a stable sort by (user, movie, timestamp), repeated pairs included."""
+    rng = np.random.RandomState(5)
+    n = 5_000
+    user, movie = rng.randint(1, 60, n), rng.randint(1, 40, n)  # many repeated pairs
+    timestamp = rng.randint(0, 20, n)  # and many tied timestamps
+    if presorted:  # GroupLens order: by user then movie, timestamps not sorted
+        first = np.lexsort((movie, user))
+        user, movie, timestamp = user[first], movie[first], timestamp[first]
+    rating = np.arange(n) % 5 + 1.0  # tells the rows apart
+    ml = data.canonical({"user_id": user, "movie_id": movie, "user_rating": rating, "timestamp": timestamp},
+                        pd.DataFrame({"movie_id": np.arange(1, 40), "movie_title": "t", "movie_genres": [()] * 39}),
+                        None, source="test")
+    want = np.lexsort((timestamp, movie, user))  # stable
+    np.testing.assert_array_equal(ml.ratings.user_id.astype(int), user[want])
+    np.testing.assert_array_equal(ml.ratings.movie_id.astype(int), movie[want])
+    np.testing.assert_array_equal(ml.ratings.timestamp, timestamp[want])
+    np.testing.assert_array_equal(ml.ratings.user_rating, rating[want].astype(np.float32))

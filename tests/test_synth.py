@@ -105,6 +105,8 @@ def test_reads_back_as_synthetic_ml25m(copy):
     key = ["user_id", "movie_id"]
     pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
                                   want.sort_values(key).reset_index(drop=True), check_dtype=False)
+    key = list(zip(got.user_id, got.movie_id, got.timestamp))
+    assert key == sorted(key)  # canonical order
     with pytest.raises(UserError, match="holds a ml-25m copy, not ml-1m"):
         data.load(out, dataset="ml-1m")
 
