@@ -46,7 +46,10 @@ def check_path(path: Path) -> Path:
 
 def check_file(path: Path, limit: int) -> int:
     """The size of the regular file at `path`, or a UserError if it is not one or is over `limit`."""
-    st = os.stat(path)  # follows symlinks: a link to /dev/zero is a device
+    try:
+        st = os.stat(path)  # follows symlinks: a link to /dev/zero is a device
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise UserError(f"{path} is not a regular file")
     if st.st_size > limit:

@@ -251,15 +251,18 @@ def generate(out: str | os.PathLike, sizes: Sizes) -> dict:
         raise UserError(f"--out {out} exists and is not a folder")
     if out.is_dir() and not (out / MARKER).exists() and any((out / n).exists() for n in ds.ML_25M.files):
         raise UserError(f"--out {out} holds a MovieLens copy that is not synthetic; choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).unlink(missing_ok=True)  # no marker while the tables are incomplete
-    ratings, movies = tables(sizes)
-    _write_ratings(out / "ratings.csv", ratings)
-    tmp = out / "movies.csv.tmp"
-    movies.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
-    tmp.replace(out / "movies.csv")
     marker = {"generator": GENERATOR, "dataset": DATASET, **asdict(sizes)}
-    (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).unlink(missing_ok=True)  # no marker while the tables are incomplete
+        ratings, movies = tables(sizes)
+        _write_ratings(out / "ratings.csv", ratings)
+        tmp = out / "movies.csv.tmp"
+        movies.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
+        tmp.replace(out / "movies.csv")
+        (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write the synthetic copy to {out}: {exc.strerror or exc}") from None
     return marker
 
 

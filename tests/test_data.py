@@ -554,6 +554,13 @@ def test_table_linked_to_a_device_is_refused(grouplens_dir):
         data.load(grouplens_dir, expected=EXPECTED)
 
 
+def test_dangling_link_is_a_one_line_error(grouplens_dir):
+    (grouplens_dir / "u.item").unlink()
+    (grouplens_dir / "u.item").symlink_to(grouplens_dir / "nowhere")
+    with pytest.raises(UserError, match=r"cannot read .*u.item: No such file"):
+        data.load(grouplens_dir, expected=EXPECTED)
+
+
 def test_size_limit_per_file(grouplens_dir, tmp_path, monkeypatch):
     size = (grouplens_dir / "u.data").stat().st_size
     monkeypatch.setattr(files, "MAX_RATINGS_BYTES", size - 1)

@@ -166,6 +166,14 @@ def test_refuses_to_overwrite_a_real_copy(tmp_path):
     assert json.loads((tmp_path / "mine" / "synthetic.json").read_text())["ratings"] == 30
 
 
+def test_unwritable_out_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="exists and is not a folder"):
+        synth.generate(tmp_path / "file", synth.Sizes(5, 10, 25))
+    with pytest.raises(UserError, match="cannot write the synthetic copy"):
+        synth.generate(tmp_path / "file" / "below", synth.Sizes(5, 10, 25))
+
+
 def test_movies_csv_parses_as_csv(copy):
     with open(copy[0] / "movies.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
