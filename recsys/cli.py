@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from recsys.datasets import NAMES as DATASET_NAMES
 from recsys.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up noise off the CLI
@@ -38,9 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m recsys", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    d = sub.add_parser("data", help="load MovieLens 100K and report where it came from")
-    d.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    d = sub.add_parser("data", help="load a MovieLens dataset and report where it came from and its counts")
+    d.add_argument("--dataset", choices=DATASET_NAMES,
+                   help="which dataset (default: the one a --data copy holds, else ml-100k)")
+    d.add_argument("--data", help="a GroupLens copy (folder or zip) or a synthetic copy")
     d.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("synth", help="write a synthetic MovieLens-like copy in the ML-25M CSV layout")
+    g.add_argument("--ratings", type=_int, required=True)
+    g.add_argument("--users", type=_int, help="default: ratings / 154, as in ML-25M")
+    g.add_argument("--movies", type=_int, help="default: ratings / 400, as in ML-25M")
+    g.add_argument("--out", required=True, help="the folder to write ratings.csv, movies.csv, synthetic.json")
+    g.add_argument("--seed", type=_int, default=42)
+    g.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a run (or return the stored one)")
     t.add_argument("--rating-weight", type=_float, required=True)
@@ -105,7 +116,19 @@ def cmd_data(args) -> dict:
     """Load the data; print its source and counts."""
     from recsys import data
 
-    return data.load(args.data).summary()
+    return data.load(args.data, dataset=args.dataset).summary()
+
+
+def cmd_synth(args) -> dict:
+    """Write a synthetic copy; print its sizes, folder and the seconds it took."""
+    import time
+
+    from recsys import synth
+
+    sizes = synth.Sizes.for_ratings(args.ratings, users=args.users, movies=args.movies, seed=args.seed)
+    start = time.perf_counter()
+    marker = synth.generate(args.out, sizes)
+    return {**marker, "out": os.path.abspath(args.out), "seconds": round(time.perf_counter() - start, 2)}
 
 
 def cmd_train(args) -> dict:
@@ -203,8 +226,8 @@ def cmd_search(args) -> dict:
             "neighbours": _records(found["neighbours"]), "recommendations": _records(found["recommendations"])}
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "baselines": cmd_baselines, "runs": cmd_runs, "index": cmd_index,
-            "recommend": cmd_recommend, "search": cmd_search}
+COMMANDS = {"data": cmd_data, "synth": cmd_synth, "train": cmd_train, "baselines": cmd_baselines, "runs": cmd_runs,
+            "index": cmd_index, "recommend": cmd_recommend, "search": cmd_search}
 
 
 def _print_human(out) -> None:

@@ -69,7 +69,9 @@ def test_no_data_source_says_how_to_provide_one():
 def test_data_json_reports_the_offline_default():
     out = cli("data", "--json", env=_real_env())
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"source": "widedeep", "ratings": 100000, "users": 943, "movies": 1682}
+    got = json.loads(out.stdout)
+    assert {k: got[k] for k in ("dataset", "source", "synthetic", "ratings", "users", "movies")} == {
+        "dataset": "ml-100k", "source": "widedeep", "synthetic": False, "ratings": 100000, "users": 943, "movies": 1682}
 
 
 def test_train_then_cached_on_the_real_data():

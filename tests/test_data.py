@@ -1,6 +1,7 @@
 """The data sources, the canonical form, the split and the per-id features."""
 from __future__ import annotations
 
+import os
 import zipfile
 
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 import synthetic
-from recsys import data, features, paths
+from recsys import data, features, files, paths
 from recsys.data import MOVIE_COLUMNS, RATING_COLUMNS, USER_COLUMNS, Expected
 from recsys.errors import UserError
 from recsys.split import split
@@ -49,7 +50,9 @@ def test_grouplens_sources_load(tmp_path, grouplens_dir, which):
     }[which]
     ml = data.load(path, expected=EXPECTED)
     _assert_schema(ml)
-    assert ml.summary() == {"source": f"grouplens:{path}", "ratings": 600, "users": 40, "movies": 30}
+    assert ml.summary() == {"dataset": "ml-100k", "source": f"grouplens:{path}", "synthetic": False,
+                            "ratings": 600, "users": 40, "movies": 30, "rated_movies": 30,
+                            "user_features": list(USER_COLUMNS[1:])}
     assert _title(ml, synthetic.MISERABLES_ID) == "Misérables, Les (1995)"
     assert _title(ml, "17") == "Cérémonie, La (1995)"
 
@@ -417,7 +420,9 @@ def test_real_offline_default(monkeypatch):
     monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
     ml = data.load()
     assert ml.source == "widedeep"
-    assert ml.summary() == {"source": "widedeep", "ratings": 100_000, "users": 943, "movies": 1_682}
+    assert ml.summary() == {"dataset": "ml-100k", "source": "widedeep", "synthetic": False, "ratings": 100_000,
+                            "users": 943, "movies": 1_682, "rated_movies": 1_682,
+                            "user_features": ["raw_user_age", "user_gender", "user_occupation_text", "user_zip_code"]}
     _assert_schema(ml)
     assert _is_canonical(ml.ratings)
     titles = ml.movies.movie_title
@@ -428,3 +433,184 @@ def test_real_offline_default(monkeypatch):
     assert _genres(ml, "1") == ("Animation", "Children", "Comedy")
     sp = split(ml)
     assert (len(sp.train), len(sp.val), len(sp.test)) == (72_000, 8_000, 20_000)
+
+
+# --------------------------------------------------------------------------- the fingerprint
+def _reference_fingerprint(raw_ratings: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> str:
+    """The fingerprint as first defined, from widedeep-style tables with plain string ids.
+
+    Run ids hash it, so loading in a new way (compact ids, new parsers) must not change it.
+    """
+    import hashlib
+
+    ratings = pd.DataFrame({"user_id": raw_ratings.user_id.astype(str), "movie_id": raw_ratings.movie_id.astype(str),
+                            "user_rating": raw_ratings.rating.astype(np.float32),
+                            "timestamp": raw_ratings.timestamp.astype(np.int64)})
+    ratings = ratings.sort_values(["user_id", "movie_id", "timestamp"], key=lambda c: pd.to_numeric(c),
+                                  kind="mergesort")
+    flags = items.iloc[:, 5:24].to_numpy() == 1
+    movies = pd.DataFrame({"movie_id": items.movie_id.astype(str), "movie_title": items.movie_title.astype(str),
+                           "movie_genres": ["|".join(g for g, on in zip(data.GENRES, row) if on) for row in flags]})
+    movies = movies.sort_values("movie_id", key=pd.to_numeric)
+    people = pd.DataFrame({"user_id": users.user_id.astype(str), "raw_user_age": users.age.astype(np.float32),
+                           "user_gender": users.gender == "M", "user_occupation_text": users.occupation.astype(str),
+                           "user_zip_code": users.zip_code.astype(str)}).sort_values("user_id", key=pd.to_numeric)
+    h = hashlib.sha256()
+    for frame in (ratings, movies, people):
+        h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_fingerprint_is_the_reference(grouplens_dir, widedeep_dir, monkeypatch):
+    want = _reference_fingerprint(*synthetic.tables())
+    assert data.load(grouplens_dir, expected=EXPECTED).fingerprint() == want
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(widedeep_dir))
+    assert data.load(expected=EXPECTED).fingerprint() == want
+
+
+def test_real_data_as_grouplens_files(tmp_path, monkeypatch):
+    """The real ML-100K written as GroupLens's files, Latin-1 and UTF-8, loads as the offline copy."""
+    folder = paths.ROOT / "artifacts" / "data"
+    if not data.widedeep_available(folder):
+        pytest.fail(f"the offline MovieLens tables are missing from {folder}: run `make setup`")
+    raw = tuple(pd.read_parquet(folder / data.WIDEDEEP_FILE.format(t)) for t in ("data", "items", "users"))
+    content = synthetic.grouplens_bytes(raw)
+    utf8 = {**content, **{n: content[n].decode(synthetic.ENCODING).encode("utf-8") for n in ("u.item", "u.user")}}
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
+    offline = data.load()
+    for name, files_ in (("latin1", content), ("utf8", utf8)):
+        ml = data.load(synthetic.write_layout(tmp_path / name, "ml-100k", files_))  # the real counts
+        for a, b in ((ml.ratings, offline.ratings), (ml.movies, offline.movies), (ml.users, offline.users)):
+            pd.testing.assert_frame_equal(a, b)
+        assert ml.fingerprint() == offline.fingerprint()
+
+
+def test_real_fingerprint_is_the_reference(monkeypatch):
+    folder = paths.ROOT / "artifacts" / "data"
+    if not data.widedeep_available(folder):
+        pytest.fail(f"the offline MovieLens tables are missing from {folder}: run `make setup`")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
+    raw = [pd.read_parquet(folder / data.WIDEDEEP_FILE.format(t)) for t in ("data", "items", "users")]
+    assert data.load().fingerprint() == _reference_fingerprint(*raw)
+
+
+# --------------------------------------------------------------------------- issue 10: data files
+def test_short_line_in_u_data_is_a_one_line_error(grouplens_dir):
+    """Issue 10, defect 12: a rating without its timestamp used to end in a ValueError."""
+    with open(grouplens_dir / "u.data", "a") as f:
+        f.write("1\t2\t3\n")
+    with pytest.raises(UserError, match=r"u.data: line 601: expected 4 fields separated by '\\t', got 3") as err:
+        data.load(grouplens_dir, expected=EXPECTED)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("layout, text_tables", [
+    ("ml-100k", ("u.item", "u.user")), ("ml-1m", ("movies.dat", "users.dat")),
+])
+def test_utf8_copy_reads_the_same_titles(tmp_path, layout, text_tables):
+    """Issue 10, defect 13: a UTF-8 copy is read as UTF-8: same titles, same fingerprint."""
+    content = synthetic.grouplens_bytes() if layout == "ml-100k" else synthetic.ml1m_bytes()
+    latin1 = synthetic.write_layout(tmp_path / "latin1", layout, content)
+    utf8 = dict(content)
+    for name in text_tables:
+        utf8[name] = content[name].decode(synthetic.ENCODING).encode("utf-8")
+    assert utf8[text_tables[0]] != content[text_tables[0]]  # the copy really differs in bytes
+    utf8_path = synthetic.write_layout(tmp_path / "utf8", layout, utf8)
+    a = data.load(latin1, expected=EXPECTED)
+    data._CACHE.clear()
+    b = data.load(utf8_path, expected=EXPECTED)
+    assert _title(b, synthetic.MISERABLES_ID) == synthetic.MISERABLES  # not "MisÃ©rables"
+    for x, y in ((a.ratings, b.ratings), (a.movies, b.movies), (a.users, b.users)):
+        pd.testing.assert_frame_equal(x, y)
+    assert a.fingerprint() == b.fingerprint()
+
+
+def test_utf8_with_byte_order_mark(grouplens_dir):
+    raw = (grouplens_dir / "u.item").read_bytes().decode(synthetic.ENCODING)
+    (grouplens_dir / "u.item").write_bytes(b"\xef\xbb\xbf" + raw.encode("utf-8"))
+    ml = data.load(grouplens_dir, expected=EXPECTED)
+    assert _title(ml, "1") == "Synthetic Film 1 (1961)" and _title(ml, synthetic.MISERABLES_ID) == synthetic.MISERABLES
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_device_as_data_path_is_refused(monkeypatch, device):
+    """Issue 10, defect 14: RECSYS_DATA=/dev/zero used to read until memory ran out."""
+    monkeypatch.setenv("RECSYS_DATA", device)
+    with pytest.raises(UserError, match=f"data path {device} is not a regular file or folder"):
+        data.load(expected=EXPECTED)
+
+
+def test_fifo_as_data_path_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="is not a regular file or folder"):
+        data.load(fifo, expected=EXPECTED)
+
+
+def test_table_linked_to_a_device_is_refused(grouplens_dir):
+    (grouplens_dir / "u.data").unlink()
+    (grouplens_dir / "u.data").symlink_to("/dev/zero")
+    with pytest.raises(UserError, match=r"u.data is not a regular file"):
+        data.load(grouplens_dir, expected=EXPECTED)
+
+
+def test_dangling_link_is_a_one_line_error(grouplens_dir):
+    (grouplens_dir / "u.item").unlink()
+    (grouplens_dir / "u.item").symlink_to(grouplens_dir / "nowhere")
+    with pytest.raises(UserError, match=r"cannot read .*u.item: No such file"):
+        data.load(grouplens_dir, expected=EXPECTED)
+
+
+def test_size_limit_per_file(grouplens_dir, tmp_path, monkeypatch):
+    size = (grouplens_dir / "u.data").stat().st_size
+    monkeypatch.setattr(files, "MAX_RATINGS_BYTES", size - 1)
+    with pytest.raises(UserError, match=rf"u.data is {size:,} bytes, over the {size - 1:,}-byte limit"):
+        data.load(grouplens_dir, expected=EXPECTED)
+    zipped = synthetic.write_grouplens_zip(tmp_path / "ml-100k.zip")
+    with pytest.raises(UserError, match=rf"ml-100k/u.data is {size:,} bytes, over the"):
+        data.load(zipped, expected=EXPECTED)
+    monkeypatch.setattr(files, "MAX_RATINGS_BYTES", size)
+    item_size = (grouplens_dir / "u.item").stat().st_size
+    monkeypatch.setattr(files, "MAX_TABLE_BYTES", item_size - 1)
+    with pytest.raises(UserError, match=r"u.item is [\d,]+ bytes, over the"):
+        data.load(grouplens_dir, expected=EXPECTED)
+    monkeypatch.setattr(files, "MAX_TABLE_BYTES", item_size)
+    assert len(data.load(grouplens_dir, expected=EXPECTED).ratings) == 600
+
+
+def test_zip_member_larger_than_its_header_says(tmp_path, monkeypatch):
+    """zipfile reads a member only up to its declared size; the lie then fails its CRC."""
+    path = tmp_path / "ml-100k.zip"
+    synthetic.write_grouplens_zip(path)
+    real_open = zipfile.ZipFile.open
+
+    def lying_open(self, info, *args, **kwargs):
+        if isinstance(info, zipfile.ZipInfo) and info.filename.endswith("u.item"):
+            info.file_size = 100  # the header claims less than the member holds
+        return real_open(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", lying_open)
+    with pytest.raises(UserError, match=r"cannot read .*u.item: Bad CRC-32") as err:
+        data.load(path, expected=EXPECTED)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_canonical_order_is_the_three_key_sort(presorted):
+    """The fast order equals a stable sort by (user, movie, timestamp), repeated pairs included."""
+    rng = np.random.RandomState(5)
+    n = 5_000
+    user, movie = rng.randint(1, 60, n), rng.randint(1, 40, n)  # many repeated pairs
+    timestamp = rng.randint(0, 20, n)  # and many tied timestamps
+    if presorted:  # GroupLens order: by user then movie, timestamps not sorted
+        first = np.lexsort((movie, user))
+        user, movie, timestamp = user[first], movie[first], timestamp[first]
+    rating = np.arange(n) % 5 + 1.0  # tells the rows apart
+    ml = data.canonical({"user_id": user, "movie_id": movie, "user_rating": rating, "timestamp": timestamp},
+                        pd.DataFrame({"movie_id": np.arange(1, 40), "movie_title": "t", "movie_genres": [()] * 39}),
+                        None, source="test")
+    want = np.lexsort((timestamp, movie, user))  # stable
+    np.testing.assert_array_equal(ml.ratings.user_id.astype(int), user[want])
+    np.testing.assert_array_equal(ml.ratings.movie_id.astype(int), movie[want])
+    np.testing.assert_array_equal(ml.ratings.timestamp, timestamp[want])
+    np.testing.assert_array_equal(ml.ratings.user_rating, rating[want].astype(np.float32))
