@@ -7,6 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from recsys.experiments import pareto_front
 from recsys.metrics import KS
 
 TOP_K = [f"top_{k}_accuracy" for k in KS]
@@ -138,17 +139,6 @@ def top_k_chart(runs: pd.DataFrame, baseline: dict | None = None) -> alt.LayerCh
     base = alt.Chart(base_frame).mark_line(
         point=alt.OverlayMarkDef(color="gray"), strokeDash=[6, 4], color="gray").encode(x=x, y=y, tooltip=tooltip)
     return (model + base).properties(height=height)
-
-
-def pareto_front(points: pd.DataFrame, x: str = "rmse", y: str = "top_100_accuracy") -> pd.DataFrame:
-    """The points no other point beats on both axes (lower `x`, higher `y`), by `x`."""
-    ordered = points.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
-    best, keep = -float("inf"), []
-    for i, v in ordered[y].items():
-        if v > best:  # nobody with a lower-or-equal x reached this y
-            keep.append(i)
-            best = v
-    return ordered.loc[keep]
 
 
 def tradeoff_chart(runs: pd.DataFrame, baseline: dict | None = None) -> alt.LayerChart:

@@ -81,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--rebuild", action="store_true", help="rebuild the indexes first")
     i.add_argument("--json", action="store_true")
 
-    c = sub.add_parser("recommend", help="top-k movies for a user")
-    c.add_argument("--user", required=True)
+    c = sub.add_parser("recommend", help="top-k movies for a user, or for a new user's ratings")
+    who = c.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--rated", help="a new user's ratings, oldest first: MOVIE:STARS,MOVIE:STARS,...")
+    c.add_argument("--age", type=_float, help="a new user's age (optional)")
+    c.add_argument("--gender", choices=("F", "M"), help="a new user's gender (optional)")
     c.add_argument("--k", type=_int, default=10)
     how = c.add_mutually_exclusive_group()
     how.add_argument("--exact", dest="method", action="store_const", const="exact")
@@ -205,11 +209,22 @@ def cmd_recommend(args) -> dict:
     check_k(args.k)
     if args.candidates is not None:
         check_candidates(args.candidates)
+    rated = None
+    if args.rated is not None:
+        from recsys.newuser import check_profile, parse_rated
+
+        rated = parse_rated(args.rated)
+        check_profile(args.age, args.gender)
     rec = open_run(args.run)
     method = args.method or "exact"
-    top = rec.recommend(args.user, args.k, method=method, exclude_rated=not args.include_rated, rank=args.rank,
-                        candidates=args.candidates)
-    return {"run_id": rec.run.run_id, "user": str(args.user), "method": method, "rank": args.rank,
+    if rated is None:
+        top = rec.recommend(args.user, args.k, method=method, exclude_rated=not args.include_rated, rank=args.rank,
+                            candidates=args.candidates)
+    else:
+        top = rec.recommend_new(rated, args.k, method=method, rank=args.rank, candidates=args.candidates,
+                                age=args.age, gender=args.gender)
+    who = {"user": str(args.user)} if rated is None else {"rated": [[m, s] for m, s in rated]}
+    return {"run_id": rec.run.run_id, **who, "method": method, "rank": args.rank,
             "candidates": max(args.k, args.candidates or rec.blend.candidates), "recommendations": _records(top)}
 
 

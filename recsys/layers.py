@@ -70,15 +70,18 @@ class UserFeatures(tf.keras.layers.Layer):
         self.user_gender = tf.constant(np.append(spec.user_gender, 2), tf.int32)  # 2: unknown
 
     def call(self, user: tf.Tensor, timestamp: tf.Tensor, session: tf.Tensor | None = None,
-             history: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+             history: tf.Tensor | None = None, age: tf.Tensor | None = None, gender: tf.Tensor | None = None,
+             training: bool = False) -> tf.Tensor:
         """Concatenate the user's features; `timestamp` is seconds since the epoch.
 
         `session` is [batch, any] movie rows + 1, latest first, 0-padded; `history` is
         [batch, movies], 1 for every movie rated before the query (recsys/history.py).
+        `age` and `gender` (0 female, 1 male, 2 unknown) replace the user's own, for a
+        new user who gives them.
         """
         ts = _column(tf.cast(timestamp, tf.float32))
-        age = _column(tf.gather(self.user_age, user))
-        gender = _column(tf.gather(self.user_gender, user))
+        age = _column(tf.gather(self.user_age, user) if age is None else tf.cast(age, tf.float32))
+        gender = _column(tf.gather(self.user_gender, user) if gender is None else tf.cast(gender, tf.int32))
         if training and self.id_dropout:
             hidden = tf.random.uniform(tf.shape(user)) < self.id_dropout
             user = tf.where(hidden, tf.cast(self.n_users, user.dtype), user)

@@ -25,7 +25,7 @@ class QueryTower(tf.keras.Model):
     def call(self, inputs: dict, training: bool = False) -> tf.Tensor:
         """Embed `inputs["user"]` at `inputs["timestamp"]`, with its session and history if used."""
         features = self.features(inputs["user"], inputs["timestamp"], inputs.get("session"), inputs.get("history"),
-                                 training=training)
+                                 inputs.get("age"), inputs.get("gender"), training=training)
         return self.dense(features, training=training)
 
 

@@ -13,16 +13,18 @@ import numpy as np
 import pandas as pd
 
 from recsys import index as annoy_index
-from recsys import ranking, runs, search, taste
+from recsys import moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
 from recsys.evaluate import encode_queries, model_inputs, predict_ratings
 from recsys.features import encode
 from recsys.history import Timeline, per_user_items
+from recsys.metrics import LIKED
 from recsys.prepare import Prepared, latest_times
 from recsys.train import load_model
 
 METHODS = ("exact", "annoy")
 MAX_K = 1000
+EXPLAINED = 3  # rated movies shown as the reason for each recommendation
 
 
 class Recommender:
@@ -52,6 +54,8 @@ class Recommender:
         self.titles = prep.ml.movies.movie_title.to_numpy()
         self._now: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._query: dict[int, np.ndarray] = {}
+        self._map: pd.DataFrame | None = None
+        self.map_variance: np.ndarray | None = None
         if build_index and not annoy_index.exists(run.path):
             self.build_index()
 
@@ -126,26 +130,70 @@ class Recommender:
 
     def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True,
                   rank: str = "blend", candidates: int | None = None) -> pd.DataFrame:
-        """Top-k movies for a user: retrieval score, predicted rating and blended score,
-        in the order `rank` asks for (recsys/ranking.py)."""
+        """Top-k movies for a dataset user: retrieval score, predicted rating, blended score and
+        the rated movies that explain each (`because`), in the order `rank` asks for."""
+        k, n = self._sizes(method, rank, k, candidates)
+        row = self.user_row(user_id)
+        start, end = self.timeline.bounds[row], self.timeline.bounds[row + 1]
+        exclude = self.rated[row] if exclude_rated else np.array([], int)
+        now, stars = self.now(row)
+        return self._answer(self.query(row), now, stars, row, exclude, k, n, method, rank,
+                            self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end])
+
+    def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
+                      rank: str = "blend", candidates: int | None = None, age: float | None = None,
+                      gender: str | None = None) -> pd.DataFrame:
+        """Top-k movies for someone the model never saw, from their (movie id, stars) ratings,
+        oldest first; the rated movies are left out. Same columns as `recommend`."""
+        k, n = self._sizes(method, rank, k, candidates)
+        rated = newuser.check_rated(rated)
+        age, gender_code = newuser.check_profile(age, gender)
+        rows = np.array([self.movie_row(m) for m, _ in rated], int)
+        stars = np.array([s for _, s in rated], np.float32)
+        inputs = newuser.inputs(self.model, rows, stars, float(self.latest_time.max()), self.prep.spec.n_users,
+                                age, gender_code)
+        now, session_stars = encode_queries(self.model, inputs)
+        # One moment only (everything is rated "now"), so every taste's query is the now query.
+        query = np.append(now[0], self.taste.prior).astype(np.float32)
+        return self._answer(query, now[0], session_stars[0], self.prep.spec.n_users, rows, k, n, method, rank,
+                            float(stars.mean()), rows, stars)
+
+    def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
         if method not in METHODS:
             raise UserError(f"method must be one of {METHODS}")
         ranking.check_rank(rank)
         k = check_k(k)
-        n = max(k, check_candidates(candidates) if candidates is not None else self.blend.candidates)
-        row = self.user_row(user_id)
-        exclude = self.rated[row] if exclude_rated else np.array([], int)
-        query = self.query(row)
+        return k, max(k, check_candidates(candidates) if candidates is not None else self.blend.candidates)
+
+    def _answer(self, query: np.ndarray, now: np.ndarray, stars: np.ndarray, head_row: int, exclude: np.ndarray,
+                k: int, n: int, method: str, rank: str, user_mean: float, history: np.ndarray,
+                history_stars: np.ndarray) -> pd.DataFrame:
+        """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each."""
         rows = self._retrieve(query, exclude, n, method)
-        now, stars = self.now(row)
         predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
-                                    np.full(len(rows), row), rows, np.repeat(stars[None], len(rows), 0))
+                                    np.full(len(rows), head_row), rows, np.repeat(stars[None], len(rows), 0))
         retrieval = self.user_vectors[rows] @ query
-        blended = ranking.blended(retrieval[None], predicted[None], self.mean_rating[[row]], self.blend.beta)[0]
+        blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
         order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]
-        return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in rows[order]],
-                             "title": self.titles[rows[order]], "score": retrieval[order],
-                             "predicted_rating": predicted[order], "blended": blended[order]})
+        shown = rows[order]
+        ids = self.prep.spec.movie_ids
+        return pd.DataFrame({"movie_id": [ids[r] for r in shown], "title": self.titles[shown],
+                             "score": retrieval[order], "predicted_rating": predicted[order],
+                             "blended": blended[order],
+                             "because": [[ids[r] for r in b] for b in self.because(history, history_stars, shown)]})
+
+    def because(self, history: np.ndarray, stars: np.ndarray, movies: np.ndarray, n: int = EXPLAINED) -> list:
+        """For each movie, the `n` rated movies whose embeddings are most like it (cosine),
+        among those rated 4 or 5 stars (all rated ones when none is), as movie rows."""
+        history, stars = np.asarray(history, int), np.asarray(stars)
+        liked = history[stars >= LIKED]
+        pool = liked if len(liked) else history
+        if not len(pool) or not len(movies):
+            return [[] for _ in movies]
+        unit = self.unit_candidates
+        sim = unit[np.asarray(movies, int)] @ unit[pool].T
+        best = np.argsort(-sim, axis=1, kind="stable")[:, :n]
+        return [pool[b].tolist() for b in best]
 
     def similar(self, movie_id, k: int = 10, method: str = "annoy") -> pd.DataFrame:
         """Movies most like `movie_id` by cosine similarity of their embeddings."""
@@ -158,6 +206,14 @@ class Recommender:
             top = np.array(self.index.movie_neighbours(row, k), int)
         return pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in top], "title": self.titles[top],
                              "score": unit[top] @ unit[row]})
+
+    def movie_map(self) -> pd.DataFrame:
+        """Every movie at its place on the run's 2-D map (recsys/moviemap.py), cached with the run."""
+        if self._map is None:
+            xy, self.map_variance = moviemap.coordinates(self.run.path, self.candidates)
+            counts = np.bincount(self.timeline.movie, minlength=self.prep.spec.n_movies)
+            self._map = moviemap.frame(xy, self.prep.ml.movies, counts)
+        return self._map
 
     def profile(self, user_id, top: int = 10) -> dict:
         """Age, gender, occupation, number of ratings and highest-rated movies of a user."""

@@ -27,13 +27,6 @@ def test_runs_frame_flattens_configs_and_metrics_under_readable_names():
     assert list(table["Default"]) == [True, False, False, False]
 
 
-def test_the_pareto_front_keeps_the_runs_nothing_beats_on_both_axes():
-    front = charts.pareto_front(RUNS)
-    assert list(front.run_id) == ["c", "a", "b"]  # d: b has lower RMSE and higher top-100
-    tie = pd.DataFrame({"rmse": [0.9, 0.9], "top_100_accuracy": [0.3, 0.4]})
-    assert list(charts.pareto_front(tie).top_100_accuracy) == [0.4]
-
-
 def test_the_baseline_is_drawn_only_when_given():
     assert len(charts.rmse_chart(RUNS, BASELINE).to_dict()["layer"]) == 2
     assert len(charts.rmse_chart(RUNS).to_dict()["layer"]) == 1

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import synthetic
-from recsys import index, paths, runs, taste
+from recsys import index, newuser, paths, runs, taste
 from recsys.cli import main
 from recsys.errors import UserError
-from recsys.evaluate import predict_ratings, query_embeddings
+from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
 from recsys.recommend import Recommender, open_run
 
 
@@ -105,7 +105,7 @@ def test_annoy_agrees_with_exact_on_tiny_data(rec):
 def test_predicted_ratings_are_present_and_finite(rec):
     for method in ("exact", "annoy"):
         top = rec.recommend("7", k=8, method=method, rank="watch")
-        assert list(top.columns) == ["movie_id", "title", "score", "predicted_rating", "blended"]
+        assert list(top.columns) == ["movie_id", "title", "score", "predicted_rating", "blended", "because"]
         assert np.isfinite(top.predicted_rating).all()
         assert top.predicted_rating.between(-1, 7).all()  # a rating-scale number, not a logit
         assert np.isfinite(top.score).all() and top.score.is_monotonic_decreasing
@@ -166,6 +166,95 @@ def test_the_list_query_is_the_runs_validated_taste(rec):
         expected = taste.mean_queries(embedded, found, rec.latest_time, t.horizon, rec.prep.spec.n_users)[row]
         np.testing.assert_allclose(rec.query(row)[:-1], expected, rtol=1e-5)
     assert rec.query(row)[-1] == pytest.approx(t.prior)
+
+
+def test_because_lists_the_liked_rated_movies_most_like_each_recommendation(rec):
+    ratings, _, _ = _raw()
+    for user in ("2", "9", "33"):
+        mine = ratings[ratings.user_id == user]
+        liked = set(mine.movie_id[mine.rating >= 4])
+        pool = liked or set(mine.movie_id)
+        top = rec.recommend(user, k=5)
+        unit = rec.unit_candidates
+        for movie, because in zip(top.movie_id, top.because):
+            assert len(because) == min(3, len(pool)) and set(because) <= pool, user
+            sims = {m: float(unit[rec.movie_row(m)] @ unit[rec.movie_row(movie)]) for m in pool}
+            best = sorted(sims.values(), reverse=True)[:len(because)]
+            np.testing.assert_allclose(sorted((sims[m] for m in because), reverse=True), best, rtol=1e-6)
+
+
+def test_a_new_user_gets_a_list_from_their_ratings_alone(rec):
+    rated = [("3", 5.0), ("25", 4.0), ("9", 1.0)]
+    top = rec.recommend_new(rated, k=6)
+    assert len(top) == 6 and not {"3", "25", "9"} & set(top.movie_id)
+    assert top.blended.is_monotonic_decreasing
+    assert all(set(b) == {"3", "25"} for b in top.because)  # the liked ones explain it, never the 1-star one
+    # The query is the model's own answer for the unknown user with these ratings as history.
+    inputs = newuser.inputs(rec.model, np.array([rec.movie_row(m) for m, _ in rated]), np.array([5, 4, 1.0]),
+                            float(rec.latest_time.max()), rec.prep.spec.n_users)
+    q, _ = encode_queries(rec.model, inputs)
+    watch = rec.recommend_new(rated, k=6, rank="watch")
+    np.testing.assert_allclose(watch.score, rec.user_vectors[[rec.movie_row(m) for m in watch.movie_id]]
+                               @ np.append(q[0], rec.taste.prior), rtol=1e-5)
+    # Every further rating changes the answer.
+    assert rec.recommend_new(rated + [("12", 5.0)], k=6, rank="watch").score.tolist() != watch.score.tolist()
+
+
+def test_a_new_users_age_and_gender_enter_the_query(rec):
+    rated = [("3", 5.0), ("25", 4.0)]
+    plain = rec.recommend_new(rated, k=5, rank="watch").score.to_numpy()
+    older = rec.recommend_new(rated, k=5, rank="watch", age=70, gender="F").score.to_numpy()
+    assert not np.allclose(plain, older)
+
+
+@pytest.mark.parametrize("rated, message", [
+    ([("4242", 5.0)], "unknown movie id"),
+    ([("3", 6.0)], "whole number from 1 to 5"),
+    ([("3", 0.0)], "whole number from 1 to 5"),
+    ([("3", 4.5)], "whole number from 1 to 5"),
+    ([("3", 5.0), ("3", 4.0)], "rated twice"),
+    ([], "at least one rating"),
+    ([(str(i), 5.0) for i in range(10_000)], "at most 500"),
+])
+def test_a_bad_new_user_list_is_a_user_error(rec, rated, message):
+    with pytest.raises(UserError, match=message):
+        rec.recommend_new(rated)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "at least one rating"), ("50", "not MOVIE:STARS"), ("50:x", "not a number"), (":5", "not MOVIE:STARS"),
+    ("1:5,1:4", "rated twice"), ("1:7", "from 1 to 5"), (",".join(f"{i}:5" for i in range(10_000)), "at most 500"),
+])
+def test_parse_rated_rejects_bad_lists(text, message):
+    with pytest.raises(UserError, match=message):
+        newuser.parse_rated(text)
+
+
+def test_parse_rated_reads_a_list():
+    assert newuser.parse_rated(" 50:5, 181:4 ,100:5 ") == [("50", 5.0), ("181", 4.0), ("100", 5.0)]
+
+
+def test_cli_recommend_for_a_new_user(tiny_run, capsys, rec):
+    _, run = tiny_run
+    assert main(["recommend", "--rated", "3:5,25:4,9:1", "--k", "4", "--json", "--run", run.run_id]) == 0
+    out = json.loads(capsys.readouterr().out)
+    got = [r["movie_id"] for r in out["recommendations"]]
+    assert got == rec.recommend_new([("3", 5.0), ("25", 4.0), ("9", 1.0)], k=4).movie_id.tolist()
+    assert len(got) == 4 and not {"3", "25", "9"} & set(got)
+    assert all(isinstance(r["because"], list) and r["because"] for r in out["recommendations"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rated", "4242:5"], "unknown movie id"), (["--rated", "3:9"], "from 1 to 5"),
+    (["--rated", "3:5,3:4"], "rated twice"), (["--rated", ""], "at least one rating"),
+    (["--rated", "3:5", "--user", "1"], "not allowed with"), ([], "one of the arguments --user --rated"),
+])
+def test_cli_new_user_bad_input_exits_2(tiny_run, capsys, args, message):
+    _, run = tiny_run
+    assert main(["recommend", *args, "--run", run.run_id]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and message in lines[0], captured.err
 
 
 def test_session_is_the_users_latest_ratings_of_all(rec):
@@ -320,7 +409,7 @@ def test_cli_recommend_json(tiny_run, capsys, rec):
     assert len(out["recommendations"]) == 5
     assert out["rank"] == "blend"
     assert [r["movie_id"] for r in out["recommendations"]] == rec.recommend("1", k=5).movie_id.tolist()
-    assert all(set(r) == {"movie_id", "title", "score", "predicted_rating", "blended"}
+    assert all(set(r) == {"movie_id", "title", "score", "predicted_rating", "blended", "because"}
                for r in out["recommendations"])
     blended = [r["blended"] for r in out["recommendations"]]
     assert blended == sorted(blended, reverse=True)
