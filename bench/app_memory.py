@@ -14,12 +14,14 @@ def rss_mib(field: str) -> float:
 
 if __name__ == "__main__":
     import streamlit  # noqa: F401  the server process has it loaded too
-    from recsys.catalog import popularity_baseline
+    from recsys.baselines import cached_metrics
     from recsys.recommend import open_run
 
     rec = open_run(sys.argv[1] if len(sys.argv) > 1 else None)
     rec.recommend(rec.prep.spec.user_ids[0], 10, method="exact")
     rec.recommend(rec.prep.spec.user_ids[0], 10, method="annoy")
     rec.keyword("batman", 10)
-    popularity_baseline()
+    rec.recommend_new([("50", 5.0), ("181", 4.0)], 10)
+    rec.movie_map()
+    cached_metrics(rec.prep)
     print(json.dumps({"rss_mib": round(rss_mib("VmRSS"), 1), "peak_rss_mib": round(rss_mib("VmHWM"), 1)}))

@@ -10,8 +10,6 @@ import os
 import sys
 import tempfile
 
-VARIANTS = ("notebook", "notebook-metrics-on", "seed", "default")
-
 
 def main(variant: str, seed: int) -> list[float]:
     """Seconds of each epoch after the first (graph tracing) for one loop variant."""

@@ -2,7 +2,8 @@
 
 Everything trains into a fresh temporary artifacts folder, so no cached run is reused.
 Timings alternate between the variants compared and report medians; this machine
-is shared and noisy.
+is shared and noisy. `python -m bench.run SECTION ...` re-measures some sections and
+keeps the others.
 """
 from __future__ import annotations
 
@@ -22,19 +23,23 @@ os.environ.setdefault("RECSYS_DATA_DIR", str(Path(__file__).resolve().parent.par
 WORK = Path(tempfile.gettempdir())  # replaced by a fresh folder in main()
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.measure import median, percentiles, run_child, time_calls  # noqa: E402
+from recsys import baselines, charts, experiments, presets  # noqa: E402
 from recsys import index as annoy_index  # noqa: E402
-from recsys import presets  # noqa: E402
-from recsys.baseline import popularity_metrics  # noqa: E402
 from recsys.config import RunConfig  # noqa: E402
-from recsys.evaluate import evaluate  # noqa: E402
+from recsys.evaluate import evaluate, model_scores  # noqa: E402
+from recsys.newuser import cold_start_metrics  # noqa: E402
 from recsys.prepare import prepare  # noqa: E402
 from recsys.recommend import Recommender  # noqa: E402
+from recsys.split import PROTOCOLS  # noqa: E402
+from recsys.taste import Taste  # noqa: E402
 from recsys.train import load_model, train  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+SPLIT_SEEDS = (42, 7, 123)
 OUT = Path(__file__).parent
 
 
@@ -45,6 +50,17 @@ def log(msg: str) -> None:
 
 def _with_artifacts(name: str) -> None:
     os.environ["RECSYS_ARTIFACTS"] = str(WORK / name)
+
+
+def _register_ablations() -> None:
+    # Built at run time; a stored run carries its resolved preset, so it reopens anywhere.
+    for name, overrides in experiments.ABLATIONS.items():
+        presets.PRESETS[name] = replace(presets.PRESETS["default"], **overrides)
+
+
+def _row(run) -> dict:
+    return {**run.metrics, "train_seconds": run.info["train_seconds"], "stopped_epoch": run.info["stopped_epoch"],
+            "taste": run.info.get("taste"), "blend": run.info.get("blend")}
 
 
 def epoch_times() -> dict:
@@ -66,7 +82,7 @@ def epoch_times() -> dict:
                 "speedup_vs_notebook_metrics_off": round(base / m, 2)} for k, m in med.items()}
 
 
-def full_default_runs() -> dict:
+def full_default_run() -> dict:
     """The whole `python -m recsys train` for the default config, from an empty store."""
     results = []
     for r in range(ROUNDS):
@@ -83,86 +99,113 @@ def full_default_runs() -> dict:
             "run_id": first["run_id"], "metrics": first["metrics"], "artifacts": str(WORK / "full-0")}
 
 
-def experiments(prep) -> dict:
-    """The notebook's three experiments with the default preset, plus the popularity baseline."""
-    _with_artifacts("experiments")
+def protocols() -> dict:
+    """Each protocol: the default, its ablations and the classic baselines, every metric."""
+    _register_ablations()
     out = {}
-    for name, (rw, tw) in {"rating-only (1, 0)": (1, 0), "retrieval-only (0, 1)": (0, 1),
-                           "joint (1, 1)": (1, 1)}.items():
-        log(f"experiment {name}")
-        res = train(RunConfig(float(rw), float(tw)), prep=prep)
-        out[name] = {**res.run.metrics, "stopped_epoch": res.run.info["stopped_epoch"],
-                     "train_seconds": res.run.info["train_seconds"]}
-    # What the session context buys, and costs: the same preset without it.
-    name = "joint (1, 1), no session context"
-    log(f"experiment {name}")
-    presets.PRESETS["default-no-context"] = replace(presets.PRESETS["default"], context_size=0,
-                                                    context_rating=False)
-    out[name] = train(RunConfig(1.0, 1.0, preset="default-no-context"), prep=prep).run.metrics
-    out["popularity baseline"] = popularity_metrics(prep.train_all, prep.test, prep.spec.n_users, prep.spec.n_movies)
+    for protocol in PROTOCOLS:
+        _with_artifacts(f"protocol-{protocol}")
+        prep = prepare(None, 42, protocol)
+        rows = {}
+        for name in ("default", *experiments.ABLATIONS):
+            log(f"{protocol} split: {name}")
+            rows[name] = _row(train(RunConfig(1.0, 1.0, preset=name, split=protocol), prep=prep).run)
+        log(f"{protocol} split: baselines")
+        rows.update(baselines.metrics(prep))
+        out[protocol] = rows
     return out
 
 
-def pareto(points: list[dict]) -> list[dict]:
-    """Runs no other run beats on both lower RMSE and higher top-100 accuracy."""
-    front = []
-    for p in points:
-        dominated = any(q["rmse"] <= p["rmse"] and q["top_100_accuracy"] >= p["top_100_accuracy"]
-                        and (q["rmse"], q["top_100_accuracy"]) != (p["rmse"], p["top_100_accuracy"])
-                        for q in points)
-        if not dominated:
-            front.append(p)
-    return sorted(front, key=lambda p: p["rmse"])
+def robustness() -> dict:
+    """The default over three split seeds, against the baselines on each split."""
+    rows = {}
+    for seed in SPLIT_SEEDS:
+        log(f"split seed {seed}")
+        _with_artifacts(f"split-{seed}")
+        prep = prepare(None, seed)
+        rows[seed] = {"model": _row(train(RunConfig(1.0, 1.0, split_seed=seed), prep=prep).run),
+                      **baselines.metrics(prep)}
+    keys = report.TARGETS_9_RANDOM
+    summary = {k: {"mean": round(float(np.mean([r["model"][k] for r in rows.values()])), 4),
+                   "std": round(float(np.std([r["model"][k] for r in rows.values()])), 4)} for k in keys}
+    return {"per_seed": rows, "summary": summary}
 
 
-def sweep(prep) -> dict:
+def sweep() -> dict:
     """Rating weight 0, 0.1, ..., 1 with retrieval weight 1, one after another, from nothing."""
     _with_artifacts("sweep")
+    prep = prepare()
     start = time.perf_counter()
     points = []
-    for w in np.round(np.linspace(0, 1, 11), 1):
-        log(f"sweep rating weight {w}")
-        m = train(RunConfig(float(w), 1.0), prep=prep).run.metrics
-        points.append({"rating_weight": float(w), "retrieval_weight": 1.0, **m})
-    return {"total_seconds": round(time.perf_counter() - start, 1), "points": points, "pareto": pareto(points)}
+    for config in experiments.sweep_configs(RunConfig()):
+        log(f"sweep rating weight {config.rating_weight}")
+        points.append({"rating_weight": config.rating_weight, "retrieval_weight": 1.0,
+                       **_row(train(config, prep=prep).run)})
+    seconds = round(time.perf_counter() - start, 1)
+    log("rating only (1, 0)")
+    rating_only = _row(train(RunConfig(1.0, 0.0), prep=prep).run)
+    front = experiments.pareto_front(pd.DataFrame(points), "rmse", "top_100_accuracy")
+    return {"total_seconds": seconds, "points": points, "rating_only": rating_only,
+            "pareto": front.rating_weight.tolist()}
 
 
-def serving(prep, run_dir: str, run_id: str) -> dict:
-    """Evaluation time, Annoy against exact, and query latencies on the default run."""
+def serving(run_dir: str, run_id: str) -> dict:
+    """Evaluation time, Annoy against exact, query latencies and new-user quality, default run."""
     from recsys import runs
 
     os.environ["RECSYS_ARTIFACTS"] = run_dir
     run = runs.load(run_id)
+    prep = prepare()
     model = load_model(run, prep)
-    evaluate(model, prep, prep.test, recall=False)  # warm-up (tracing)
-    eval_ms = time_calls(lambda _: evaluate(model, prep, prep.test, recall=False), range(5))
-    eval_all_ms = time_calls(lambda _: evaluate(model, prep, prep.test), range(3))
+    user_taste = Taste.from_dict(run.info["taste"])
+
+    def evaluate_test(_):
+        return evaluate(model_scores(model, prep, "test", user_taste=user_taste), prep, "test", None, full=False)
+
+    evaluate_test(0)  # warm-up (tracing)
+    eval_ms = time_calls(evaluate_test, range(3))
     rec = Recommender(run, prep)
     rng = random.Random(0)
-    users = [rng.choice(prep.spec.user_ids) for _ in range(300)]
+    users = [rng.choice(prep.spec.user_ids) for _ in range(200)]
     rec.recommend(users[0])  # warm-up
+    movies = list(prep.spec.movie_ids)
+    new_users = [[(m, float(rng.randint(1, 5))) for m in rng.sample(movies, rng.randint(1, 10))]
+                 for _ in range(100)]
+    rec.recommend_new(new_users[0])
     words = ["batman", "star", "love", "the", "man", "night", "war", "day", "life", "king", "miserables", "toy"]
     queries = np.stack([rec.query(r) for r in range(prep.spec.n_users)])
     index_grid = []
     for n_trees in (10, 50):
         for search_k in (-1, 200, 500, 1000, 2000):
             with tempfile.TemporaryDirectory() as tmp:
-                annoy_index.build(Path(tmp), rec.candidates, list(prep.spec.movie_ids), n_trees=n_trees,
-                                  search_k=search_k)
-                measured = annoy_index.measure(annoy_index.load(Path(tmp)), queries, rec.candidates)
+                annoy_index.build(Path(tmp), rec.candidates, movies, n_trees=n_trees, search_k=search_k,
+                                  user_vectors=rec.user_vectors)
+                measured = annoy_index.measure(annoy_index.load(Path(tmp)), queries, rec.candidates,
+                                               user_vectors=rec.user_vectors)
             index_grid.append({"n_trees": n_trees, "search_k": search_k, **measured})
+    map_first = time_calls(lambda _: rec.movie_map(), [0])
+    rec._map = None  # the cached file stays: this times reading it back and building the chart
+    map_again = time_calls(lambda _: charts.movie_map_chart(rec.movie_map()).to_dict(), range(5))
     return {
-        "eval_20k_pairs_ms": {"rmse_and_top_k": median(eval_ms), "with_filtered_recall": median(eval_all_ms)},
-        "index": annoy_index.measure(rec.index, queries, rec.candidates),
+        "eval_20k_pairs_ms": median(eval_ms),
+        "index": annoy_index.measure(rec.index, queries, rec.candidates, user_vectors=rec.user_vectors),
         "index_grid": index_grid,
         "annoy_dot_metric_recall_at_10": {
-            str(k): round(annoy_index.dot_metric_recall(queries, rec.candidates, search_k=k), 4)
+            str(k): round(annoy_index.dot_metric_recall(queries, rec.user_vectors, search_k=k), 4)
             for k in (-1, 2000)},
         "latency": {
-            "recommend exact": percentiles(time_calls(lambda u: rec.recommend(u, 10, "exact"), users)),
-            "recommend annoy": percentiles(time_calls(lambda u: rec.recommend(u, 10, "annoy"), users)),
-            "title search": percentiles(time_calls(lambda w: rec.keyword(w, 10), words * 10)),
+            "recommend exact (retrieve, rank, explain)": percentiles(
+                time_calls(lambda u: rec.recommend(u, 10, "exact"), users)),
+            "recommend annoy (retrieve, rank, explain)": percentiles(
+                time_calls(lambda u: rec.recommend(u, 10, "annoy"), users)),
+            "new user, 1 to 10 ratings": percentiles(time_calls(lambda r: rec.recommend_new(r, 10), new_users)),
+            "title search": percentiles(time_calls(lambda w: rec.keyword(w, 10), words * 5)),
+            "movie map, first computation": percentiles(map_first),
+            "movie map, cached, with its chart": percentiles(map_again),
         },
+        "candidates": rec.blend.candidates,
+        "new_user_quality": cold_start_metrics(model, prep, rec.candidates, user_taste.prior),
+        "full_history_recall_at_10": run.metrics["recall_at_10"],
     }
 
 
@@ -171,44 +214,27 @@ def app_memory(run_dir: str, run_id: str) -> dict:
     return run_child(["-m", "bench.app_memory", run_id], {"RECSYS_ARTIFACTS": run_dir})["output"]
 
 
-def robustness() -> dict:
-    """The default preset over three split seeds, against popularity on each split."""
-    rows = {}
-    for seed in (42, 7, 123):
-        log(f"split seed {seed}")
-        _with_artifacts(f"split-{seed}")
-        prep = prepare(None, seed)
-        m = train(RunConfig(1.0, 1.0, split_seed=seed), prep=prep).run.metrics
-        pop = popularity_metrics(prep.train_all, prep.test, prep.spec.n_users, prep.spec.n_movies)
-        rows[seed] = {"model": m, "popularity": pop}
-    keys = ("rmse", "top_10_accuracy", "top_100_accuracy")
-    summary = {k: {"mean": round(float(np.mean([r["model"][k] for r in rows.values()])), 4),
-                   "std": round(float(np.std([r["model"][k] for r in rows.values()])), 4)} for k in keys}
-    return {"per_seed": rows, "summary": summary}
-
-
-RERUNNABLE = ("full_default_run", "epoch_times", "robustness")  # sections that need nothing else
+RERUNNABLE = ("full_default_run", "epoch_times", "protocols", "robustness", "sweep")  # need nothing else
 
 
 def main() -> None:
-    """Run every benchmark (or only the named sections, keeping the rest) and write the results."""
+    """Run every benchmark and write the results."""
     global WORK
     WORK = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     _with_artifacts("main")
     start = time.perf_counter()
-    prep = prepare()
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "date": time.strftime("%Y-%m-%d %H:%M")}}
-    results["full_default_run"] = full_default_runs()
+    results["full_default_run"] = full_default_run()
     results["epoch_times"] = epoch_times()
-    results["experiments"] = experiments(prep)
-    results["sweep"] = sweep(prep)
+    results["protocols"] = protocols()
+    results["robustness"] = robustness()
+    results["sweep"] = sweep()
     run_dir, run_id = results["full_default_run"]["artifacts"], results["full_default_run"]["run_id"]
-    log("serving: evaluation time, index, latency")
-    results["serving"] = serving(prep, run_dir, run_id)
+    log("serving: evaluation time, index, latency, new users")
+    results["serving"] = serving(run_dir, run_id)
     log("app memory")
     results["app_memory"] = app_memory(run_dir, run_id)
-    results["robustness"] = robustness()
     results["bench_seconds"] = round(time.perf_counter() - start, 1)
     _write(results)
 

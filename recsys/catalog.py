@@ -32,10 +32,14 @@ def run_summaries(data_path: str | None = None) -> list[dict]:
     return [{**r.summary(), "default": r.run_id == default} for r in found]
 
 
-def popularity_baseline(data_path: str | None = None, split_seed: int = 42) -> dict:
-    """The popularity baseline's test metrics, on the same split as the runs."""
-    from recsys.baseline import popularity_metrics
+def baselines(data_path: str | None = None, split_seed: int = 42, split: str = "random") -> dict[str, dict]:
+    """Popularity, EASE and item-kNN test metrics on the same split as the runs (cached on disk)."""
+    from recsys.baselines import cached_metrics
     from recsys.prepare import prepare
 
-    prep = prepare(data_path, split_seed)
-    return popularity_metrics(prep.train_all, prep.test, prep.spec.n_users, prep.spec.n_movies)
+    return cached_metrics(prepare(data_path, split_seed, split))
+
+
+def popularity_baseline(data_path: str | None = None, split_seed: int = 42) -> dict:
+    """The popularity baseline's test metrics, on the same split as the runs."""
+    return baselines(data_path, split_seed)["popularity"]

@@ -208,3 +208,32 @@ def live_loss_chart(events: list[dict], loss: str) -> alt.Chart:
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         tooltip=["epoch:Q", alt.Tooltip("value:Q", title=CURVE_METRICS[loss], format=".4f")],
     ).properties(height=220)
+
+
+MAP_POINT_SIZES = (8, 400)  # pixels^2 for the least and the most rated movie
+
+
+def movie_map_chart(movies: pd.DataFrame, highlight: dict[str, list[str]] | None = None) -> alt.LayerChart:
+    """Every movie on the 2-D map: colour by first genre, size by number of ratings, title on hover.
+
+    `highlight` names groups of movie ids drawn again on top, ringed and labelled in the
+    legend (e.g. {"Chosen movie": [...], "Neighbours": [...], "Rated": [...]}).
+    """
+    tooltip = [alt.Tooltip("title:N", title="Title"), alt.Tooltip("genre:N", title="Genre"),
+               alt.Tooltip("ratings:Q", title="Ratings", format=",")]
+    x = alt.X("x:Q", title="first principal axis", axis=alt.Axis(labels=False, ticks=False))
+    y = alt.Y("y:Q", title="second principal axis", axis=alt.Axis(labels=False, ticks=False))
+    size = alt.Size("ratings:Q", title="Ratings", scale=alt.Scale(range=list(MAP_POINT_SIZES)))
+    base = alt.Chart(movies).mark_circle(opacity=0.55).encode(
+        x=x, y=y, size=size, tooltip=tooltip, color=alt.Color("genre:N", title="First genre",
+                                                               scale=alt.Scale(scheme="tableau20")))
+    layers = [base]
+    groups = [(name, ids) for name, ids in (highlight or {}).items() if ids]
+    if groups:
+        marked = pd.concat([movies[movies.movie_id.isin(ids)].assign(group=name) for name, ids in groups])
+        layers.append(alt.Chart(marked).mark_point(filled=False, strokeWidth=2.5, size=260).encode(
+            x=x, y=y, tooltip=[*tooltip, alt.Tooltip("group:N", title="Shown as")],
+            shape=alt.Shape("group:N", title="Highlighted", sort=[n for n, _ in groups]),
+            stroke=alt.Stroke("group:N", title="Highlighted", sort=[n for n, _ in groups],
+                              scale=alt.Scale(range=["black", "#d62728", "#1f77b4", "#2ca02c"]))))
+    return alt.layer(*layers).properties(height=560).interactive()

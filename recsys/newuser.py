@@ -80,3 +80,48 @@ def inputs(model: MultiTaskModel, movie_rows: np.ndarray, stars: np.ndarray, now
         bag[0, movie_rows] = 1.0
         out["history"] = tf.constant(bag)
     return out
+
+
+def latest_ratings(part: dict[str, np.ndarray], n_users: int, n: int) -> list[np.ndarray]:
+    """Per user row, the positions in `part` of their `n` latest ratings, oldest first."""
+    order = np.lexsort((part["movie"], part["timestamp"], part["user"]))
+    users = part["user"][order]
+    bounds = np.searchsorted(users, np.arange(n_users + 1))
+    return [order[max(bounds[u], bounds[u + 1] - n): bounds[u + 1]] for u in range(n_users)]
+
+
+def cold_start_metrics(model: MultiTaskModel, prep, candidates: np.ndarray, prior_weight: float,
+                       n: int = 10) -> dict[str, float]:
+    """Recall@10 on test when each user is queried as a new user from only their `n` latest
+    training ratings (no user id), against popularity and EASE given the same ratings.
+
+    EASE keeps its item-item weights fitted on the whole training part (lambda chosen on
+    validation); only each user's row of X shrinks to the same n ratings.
+    """
+    from recsys import baselines, metrics, taste
+    from recsys.evaluate import encode_queries
+    from recsys.history import per_user_items
+
+    n_users, n_movies = prep.spec.n_users, prep.spec.n_movies
+    picks = latest_ratings(prep.train, n_users, n)
+    vectors = taste.user_vectors(candidates, np.bincount(prep.train["movie"], minlength=n_movies),
+                                 model.preset.temperature)
+    query = np.zeros((n_users, vectors.shape[1]), np.float32)
+    for u, rows in enumerate(picks):
+        if len(rows):
+            inp = inputs(model, prep.train["movie"][rows], prep.train["rating"][rows],
+                         float(prep.last_timestamp[u]), n_users)
+            query[u] = np.append(encode_queries(model, inp)[0][0], prior_weight)
+    relevant = per_user_items(prep.test, n_users)
+    few = {k: prep.train[k][np.concatenate(picks)] for k in ("user", "movie", "rating")}
+    lam = baselines.ease(prep).params["lambda"]
+    ease_b = baselines.ease_weights(baselines.interactions(prep.train, n_users, n_movies), lam)
+    scores = {"model": query @ vectors.T,
+              "ease": baselines.interactions(few, n_users, n_movies) @ ease_b,
+              "popularity": np.broadcast_to(np.bincount(prep.train["movie"], minlength=n_movies).astype(float),
+                                            (n_users, n_movies))}
+    out = {}
+    for name, s in scores.items():
+        top = metrics.top_k_excluding(s, prep.seen, 10)
+        out[name] = metrics.recall_at(top, relevant, ks=(10,))["recall_at_10"]
+    return out
