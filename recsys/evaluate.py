@@ -63,7 +63,7 @@ def model_inputs(model: MultiTaskModel, timeline: Timeline, queries: dict[str, n
     """Query-tower inputs: user, time, and what the preset reads of each history."""
     preset = model.preset
     pointers = {k: queries[k] for k in POINTER_KEYS}
-    n_movies = model.n_movies if preset.history_dim else 0
+    n_movies = model.n_movies if preset.reads_history else 0
     return {"user": tf.constant(queries["user"], tf.int32), "timestamp": tf.constant(queries["timestamp"], tf.float32),
             **query_features(timeline.movie, timeline.rating, pointers, preset.context_size, n_movies)}
 
@@ -73,33 +73,33 @@ def _query(model: MultiTaskModel, inputs: dict) -> tf.Tensor:
     return model.query_tower(inputs)
 
 
+@tf.function(reduce_retracing=True)
+def _user_side(model: MultiTaskModel, inputs: dict) -> tf.Tensor:
+    return model.rating_head.user_side(inputs["session_rating"], inputs.get("history"))
+
+
 def encode_queries(model: MultiTaskModel, inputs: dict[str, tf.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    """Query embeddings of explicit inputs, and the session stars the rating head reads."""
-    return _query(model, inputs).numpy(), inputs["session_rating"].numpy()
+    """Query embeddings of explicit inputs, and what the rating head reads of each (`user_side`)."""
+    return _query(model, inputs).numpy(), _user_side(model, inputs).numpy()
 
 
 def query_embeddings(model: MultiTaskModel, timeline: Timeline, queries: dict[str, np.ndarray],
                      chunk: int = QUERY_CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Query embeddings and session stars [n, context_size] for many queries, in chunks."""
-    size = model.preset.context_size
-    embedded, stars = [], []
+    """Query embeddings and the rating head's user side for many queries, in chunks."""
+    embedded, sides = [], []
     for start in range(0, len(queries["user"]), chunk):
         rows = {k: v[start: start + chunk] for k, v in queries.items()}
-        q, s = encode_queries(model, model_inputs(model, timeline, rows))
+        q, side = encode_queries(model, model_inputs(model, timeline, rows))
         embedded.append(q)
-        stars.append(_pad_columns(s, size))
-    return np.concatenate(embedded), np.concatenate(stars)
-
-
-def _pad_columns(x: np.ndarray, width: int) -> np.ndarray:
-    return np.pad(x, [(0, 0), (0, width - x.shape[1])]) if x.shape[1] < width else x
+        sides.append(side)
+    return np.concatenate(embedded), np.concatenate(sides)
 
 
 def predict_ratings(model: MultiTaskModel, query: np.ndarray, candidates: np.ndarray, user: np.ndarray,
-                    movie: np.ndarray, stars: np.ndarray) -> np.ndarray:
-    """Rating-head predictions for (user, movie) pairs, given their embeddings and session stars."""
+                    movie: np.ndarray, user_side: np.ndarray) -> np.ndarray:
+    """Rating-head predictions for (user, movie) pairs, given their embeddings and user sides."""
     out = model.rating_head(tf.constant(query), tf.constant(candidates[movie]), tf.constant(user, tf.int32),
-                            tf.constant(movie, tf.int32), tf.constant(stars, tf.float32))
+                            tf.constant(movie, tf.int32), tf.constant(user_side, tf.float32))
     return out.numpy().ravel()
 
 
@@ -115,13 +115,13 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
     candidates = model.candidate_embeddings(prep.spec.n_movies) if candidates is None else candidates
     pair_ratings = None
     if pairs:
-        pair_query, pair_stars = query_embeddings(model, prep.timeline, data)
-        pair_ratings = predict_ratings(model, pair_query, candidates, data["user"], data["movie"], pair_stars)
+        pair_query, pair_side = query_embeddings(model, prep.timeline, data)
+        pair_ratings = predict_ratings(model, pair_query, candidates, data["user"], data["movie"], pair_side)
     else:
         pair_query = np.zeros((0, candidates.shape[1]), np.float32)
     users = prep.user_queries()
     users["timestamp"] = user_times(prep, part)
-    now_query, user_stars = query_embeddings(model, prep.timeline, users)
+    now_query, user_side = query_embeddings(model, prep.timeline, users)
     user_taste = user_taste or Taste()
     query = now_query
     if user_taste.horizon != taste.NOW:
@@ -136,7 +136,7 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
         flat = np.maximum(movies, 0).ravel()
         rows = np.repeat(np.arange(n), width)
         return predict_ratings(model, now_query[rows], candidates, users["user"][rows], flat,
-                               user_stars[rows]).reshape(n, width)
+                               user_side[rows]).reshape(n, width)
 
     return Scores(pair_scores=lambda rows: pair_query[rows] @ candidates.T, pair_ratings=pair_ratings,
                   user_scores=taste.scores(query, candidates, prior, user_taste), user_ratings=user_ratings)

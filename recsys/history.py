@@ -113,28 +113,31 @@ def session(movie: tf.Tensor, rating: tf.Tensor, start: tf.Tensor, end: tf.Tenso
 
 
 @tf.function(reduce_retracing=True)
-def bag(movie: tf.Tensor, start: tf.Tensor, end: tf.Tensor, skip: tf.Tensor, n_movies: tf.Tensor) -> tf.Tensor:
-    """Each query's whole history as a multi-hot [n, n_movies] row: 1 for every movie rated.
+def bag(movie: tf.Tensor, rating: tf.Tensor, start: tf.Tensor, end: tf.Tensor, skip: tf.Tensor,
+        n_movies: tf.Tensor) -> tf.Tensor:
+    """Each query's whole history as one [n, n_movies] row: the stars of every movie rated.
 
-    Dense, because the tower multiplies it with an embedding table: one matrix product
-    is far cheaper to train than gathering hundreds of embedding rows per query.
+    Dense, because the towers multiply it with embedding tables: one matrix product is
+    far cheaper to train than gathering hundreds of embedding rows per query.
     """
-    ids = tf.gather(tf.cast(movie, tf.int32), _rows(start, end, skip, None))
+    rows = _rows(start, end, skip, None)
+    ids = tf.gather(tf.cast(movie, tf.int32), rows)
     n = tf.cast(n_movies, tf.int32)
-    return tf.math.bincount(ids, minlength=n, maxlength=n, axis=-1, dtype=tf.float32)
+    return tf.math.bincount(ids, weights=tf.gather(tf.cast(rating, tf.float32), rows), minlength=n, maxlength=n,
+                            axis=-1)
 
 
 def query_features(movie: tf.Tensor, rating: tf.Tensor, pointers: dict, session_size: int,
                    n_movies: int = 0) -> dict[str, tf.Tensor]:
     """The history inputs of a batch of queries: `session` and `session_rating` (the latest
-    `session_size`), and with `n_movies`, the whole `history` as a multi-hot row."""
+    `session_size`), and with `n_movies`, the whole `history` as stars per movie."""
     n = tf.shape(pointers["history_start"])[0]
     out = {"session": tf.zeros([n, 0], tf.int32), "session_rating": tf.zeros([n, 0], tf.float32)}
     ends = [pointers[k] for k in POINTER_KEYS]
     if session_size:
         out["session"], out["session_rating"] = session(movie, rating, *ends, session_size)
     if n_movies:
-        out["history"] = bag(movie, *ends, n_movies)
+        out["history"] = bag(movie, rating, *ends, n_movies)
     return out
 
 

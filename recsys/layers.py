@@ -75,7 +75,8 @@ class UserFeatures(tf.keras.layers.Layer):
         """Concatenate the user's features; `timestamp` is seconds since the epoch.
 
         `session` is [batch, any] movie rows + 1, latest first, 0-padded; `history` is
-        [batch, movies], 1 for every movie rated before the query (recsys/history.py).
+        [batch, movies], the stars of every movie rated before the query, 0 for the
+        others (recsys/history.py).
         `age` and `gender` (0 female, 1 male, 2 unknown) replace the user's own, for a
         new user who gives them.
         """
@@ -94,8 +95,9 @@ class UserFeatures(tf.keras.layers.Layer):
                 session = tf.where(hidden, tf.zeros_like(session), session)
             extra.append(_masked_mean(self.context_embedding, session))
         if self.history_dim:
-            count = tf.maximum(tf.reduce_sum(history, 1, keepdims=True), 1.0)
-            extra.append(tf.matmul(history / count, self.history_embedding))
+            rated = tf.cast(history > 0, tf.float32)
+            count = tf.maximum(tf.reduce_sum(rated, 1, keepdims=True), 1.0)
+            extra.append(tf.matmul(rated / count, self.history_embedding))
         time = [tf.squeeze(self.ts_embedding(self.ts_bucket(ts)), 1), self.ts_norm(ts)] if self.time_features else []
         return tf.concat(extra + [self.user_embedding(user)] + time + [
             tf.squeeze(self.age_embedding(self.age_bucket(age)), 1),

@@ -75,9 +75,9 @@ def inputs(model: MultiTaskModel, movie_rows: np.ndarray, stars: np.ndarray, now
            "gender": tf.constant([gender], tf.int32)}
     if age is not None:
         out["age"] = tf.constant([age], tf.float32)
-    if preset.history_dim:
+    if preset.reads_history:
         bag = np.zeros((1, model.n_movies), np.float32)
-        bag[0, movie_rows] = 1.0
+        bag[0, movie_rows] = stars
         out["history"] = tf.constant(bag)
     return out
 

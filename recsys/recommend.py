@@ -93,7 +93,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ queries
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """The user's moment query just after their latest rating, and their session's stars."""
+        """The user's moment query just after their latest rating, and the rating head's user side."""
         if row not in self._now:
             self._now[row] = self._moment_now(row)
         return self._now[row]
@@ -101,8 +101,8 @@ class Recommender:
     def _moment_now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         queries = {"user": np.array([row], np.int32), "timestamp": self.latest_time[[row]],
                    **self.timeline.pointers(np.array([row])).as_dict()}
-        q, stars = encode_queries(self.model, model_inputs(self.model, self.timeline, queries))
-        return q[0], stars[0]
+        q, side = encode_queries(self.model, model_inputs(self.model, self.timeline, queries))
+        return q[0], side[0]
 
     def query(self, row: int) -> np.ndarray:
         """The user's query for lists (the run's validated taste), with its prior coordinate."""
@@ -136,8 +136,8 @@ class Recommender:
         row = self.user_row(user_id)
         start, end = self.timeline.bounds[row], self.timeline.bounds[row + 1]
         exclude = self.rated[row] if exclude_rated else np.array([], int)
-        now, stars = self.now(row)
-        return self._answer(self.query(row), now, stars, row, exclude, k, n, method, rank,
+        now, side = self.now(row)
+        return self._answer(self.query(row), now, side, row, exclude, k, n, method, rank,
                             self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end])
 
     def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
@@ -152,10 +152,10 @@ class Recommender:
         stars = np.array([s for _, s in rated], np.float32)
         inputs = newuser.inputs(self.model, rows, stars, float(self.latest_time.max()), self.prep.spec.n_users,
                                 age, gender_code)
-        now, session_stars = encode_queries(self.model, inputs)
+        now, side = encode_queries(self.model, inputs)
         # One moment only (everything is rated "now"), so every taste's query is the now query.
         query = np.append(now[0], self.taste.prior).astype(np.float32)
-        return self._answer(query, now[0], session_stars[0], self.prep.spec.n_users, rows, k, n, method, rank,
+        return self._answer(query, now[0], side[0], self.prep.spec.n_users, rows, k, n, method, rank,
                             float(stars.mean()), rows, stars)
 
     def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
@@ -165,13 +165,13 @@ class Recommender:
         k = check_k(k)
         return k, max(k, check_candidates(candidates) if candidates is not None else self.blend.candidates)
 
-    def _answer(self, query: np.ndarray, now: np.ndarray, stars: np.ndarray, head_row: int, exclude: np.ndarray,
+    def _answer(self, query: np.ndarray, now: np.ndarray, side: np.ndarray, head_row: int, exclude: np.ndarray,
                 k: int, n: int, method: str, rank: str, user_mean: float, history: np.ndarray,
                 history_stars: np.ndarray) -> pd.DataFrame:
         """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each."""
         rows = self._retrieve(query, exclude, n, method)
         predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
-                                    np.full(len(rows), head_row), rows, np.repeat(stars[None], len(rows), 0))
+                                    np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
         retrieval = self.user_vectors[rows] @ query
         blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
         order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]

@@ -68,7 +68,7 @@ def _batches(prep: Prepared, preset: Preset, seed: int) -> tf.data.Dataset:
         part["latest_time"] = latest_times(prep.train, prep.spec.n_users, 0.0)[part["user"]].astype(np.float32)
     tensors = {k: tf.constant(v) for k, v in part.items()}
     timeline = (tf.constant(prep.timeline.movie), tf.constant(prep.timeline.rating))
-    n_movies = prep.spec.n_movies if preset.history_dim else 0
+    n_movies = prep.spec.n_movies if preset.reads_history else 0
     n = len(part["user"])
 
     def rows_to_batch(rows: tf.Tensor) -> dict:

@@ -51,16 +51,15 @@ def test_same_second_ratings_are_history_but_the_row_itself_is_not():
     assert [sorted(set(r[r > 0]) ) for r in ids] == [[7, 8], [6, 8], [6, 7]]
 
 
-def test_bag_holds_the_whole_history_once_per_movie():
+def test_bag_holds_the_stars_of_the_whole_history():
     part = _part()
     tl = Timeline.of(part, n_users=3)
     p = tl.pointers(part["user"], part["timestamp"], own_rows=np.arange(len(part["user"])))
-    rows = bag(tl.movie, p.start, p.end, p.skip, 25).numpy()
+    rows = bag(tl.movie, tl.rating, p.start, p.end, p.skip, 25).numpy()
     for i, (u, t, m) in enumerate(zip(part["user"], part["timestamp"], part["movie"])):
-        expected = {mm for uu, tt, mm in zip(part["user"], part["timestamp"], part["movie"])
+        expected = {mm: r for uu, tt, mm, r in zip(part["user"], part["timestamp"], part["movie"], part["rating"])
                     if uu == u and tt <= t and mm != m}
-        assert set(np.flatnonzero(rows[i])) == expected
-        assert rows[i].max(initial=0) <= 1
+        assert {int(j): float(rows[i, j]) for j in np.flatnonzero(rows[i])} == expected
 
 
 def test_matches_brute_force_on_random_data():

@@ -63,7 +63,7 @@ def test_history_is_the_mean_embedding_of_every_earlier_movie(prep):
     out = layer(tf.constant([0, 1]), tf.constant([prep.spec.timestamp_mean] * 2, tf.float32),
                 session=tf.zeros([2, 0], tf.int32), history=tf.constant(history)).numpy()
     table = layer.history_embedding.numpy()
-    np.testing.assert_allclose(out[0, :6], table[[1, 4, 7]].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(out[0, :6], table[[1, 4, 7]].mean(0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out[1, :6], 0.0)
 
 
@@ -160,9 +160,22 @@ def test_rating_head_adds_biases_factors_and_the_session_offset(prep):
     user, movie = tf.constant([0, 1, 2]), tf.constant([3, 4, 5])
     ratings = tf.constant([[5.0, 3.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     ratings = tf.pad(ratings, [[0, 0], [0, model.preset.context_size - 3]])
-    got = head(query, candidate, user, movie, ratings).numpy().ravel()
+    history = tf.zeros([3, prep.spec.n_movies])
+    got = head(query, candidate, user, movie, head.user_side(ratings, history)).numpy().ravel()
     offset = np.array([[4.0 - head.mean_rating], [1.0 - head.mean_rating], [0.0]], np.float32)
     mlp = head.mlp(tf.concat([query, candidate, offset], 1)).numpy().ravel()
-    factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)
+    factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)  # no history: no shift
     biases = head.user_bias(user).numpy().ravel() + head.movie_bias(movie).numpy().ravel()
     np.testing.assert_allclose(got, mlp + factors + biases + head.mean_rating, rtol=1e-5, atol=1e-5)
+
+
+def test_rated_history_moves_the_users_factor_svdpp_style(prep):
+    model = build_model(prep, RunConfig())
+    head = model.rating_head
+    assert head.rated_history
+    history = np.zeros((1, prep.spec.n_movies), np.float32)
+    history[0, [2, 5]] = [5.0, 1.0]
+    side = head.user_side(tf.zeros([1, 0]), tf.constant(history)).numpy()[0]
+    y = head.rated_factor.numpy()
+    expected = ((5.0 - head.mean_rating) * y[2] + (1.0 - head.mean_rating) * y[5]) / np.sqrt(2)
+    np.testing.assert_allclose(side[-head.factors:], expected, rtol=1e-5)

@@ -131,10 +131,10 @@ def test_each_order_sorts_the_same_candidates_by_its_own_score(rec, user):
 def test_the_rating_head_scores_each_movie_as_the_user_is_now(rec):
     top = rec.recommend("5", k=6, rank="watch")
     row = rec.user_row("5")
-    now, stars = rec.now(row)
+    now, side = rec.now(row)
     rows = [rec.movie_row(m) for m in top.movie_id]
     expected = predict_ratings(rec.model, np.repeat(now[None], 6, 0), rec.candidates, np.full(6, row),
-                               np.array(rows), np.repeat(stars[None], 6, 0))
+                               np.array(rows), np.repeat(side[None], 6, 0))
     np.testing.assert_allclose(top.predicted_rating, expected, rtol=1e-5)
 
 
