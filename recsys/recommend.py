@@ -14,7 +14,7 @@ from recsys.errors import UserError
 from recsys.evaluate import predict_ratings, query_embeddings
 from recsys.features import encode
 from recsys.prepare import Prepared, latest_times
-from recsys.train import load_model
+from recsys.checkpoint import load_model
 
 METHODS = ("exact", "annoy")
 
@@ -28,6 +28,7 @@ class Recommender:
 
     def __init__(self, run: runs.Run, prep: Prepared, build_index: bool = True):
         self.run, self.prep = run, prep
+        self.auto_build = build_index  # build a missing index, rebuild a damaged one
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
         ratings = prep.ml.ratings
@@ -62,8 +63,15 @@ class Recommender:
 
     @functools.cached_property
     def index(self) -> annoy_index.RunIndex:
-        """The run's Annoy indexes (mmapped on first use)."""
-        return annoy_index.load(self.run.path)
+        """The run's Annoy indexes, checked against their checksums; a damaged index is rebuilt."""
+        shape = {"dim": int(self.candidates.shape[1]), "n_items": int(len(self.candidates))}
+        try:
+            return annoy_index.load(self.run.path, **shape)
+        except annoy_index.IndexDamaged:  # garbled, truncated, missing: never handed to annoy
+            if not self.auto_build:
+                raise
+            annoy_index.build(self.run.path, self.candidates, list(self.prep.spec.movie_ids))
+            return annoy_index.load(self.run.path, **shape)
 
     def build_index(self, **kwargs) -> None:
         """(Re)build the run's Annoy indexes from its candidate embeddings."""
@@ -171,7 +179,7 @@ def open_run(run_id: str | None = None, data_path: str | None = None) -> Recomme
     from recsys.catalog import default_run_id
     from recsys.prepare import prepare
 
-    run_id = run_id or default_run_id(data_path)
+    run_id = runs.check_run_id(run_id) if run_id is not None else default_run_id(data_path)
     if not runs.is_finished(run_id):
         raise UserError(f"no finished run {run_id!r}; train one with `python -m recsys train` or `make run`")
     run = runs.load(run_id)
