@@ -162,6 +162,7 @@ def _recover(state: dict) -> None:
         if r.attempts >= MAX_ATTEMPTS:
             r.state, r.finished = "failed", time.time()
             r.error = f"the training process ended unexpectedly ({r.attempts} times)"
+            runs.abandon(r.run_id)  # its partial folder, unless someone trains the config right now
         else:
             r.state = "queued"
 
