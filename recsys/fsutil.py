@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,22 @@ def open_lock(path: Path, blocking: bool = True) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_lock_within(path: Path, seconds: float) -> int:
+    """Like `open_lock`, but wait at most `seconds` for the lock; Locked after that.
+
+    For locks of a process just killed: its main thread is a zombie ("dead" by its
+    /proc state) a moment before its other threads close its files and so its locks.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return open_lock(path, blocking=False)
+        except Locked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def is_locked(path: Path) -> bool:

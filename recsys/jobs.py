@@ -162,7 +162,7 @@ def _recover(state: dict) -> None:
         if r.attempts >= MAX_ATTEMPTS:
             r.state, r.finished = "failed", time.time()
             r.error = f"the training process ended unexpectedly ({r.attempts} times)"
-            runs.abandon(r.run_id)  # its partial folder, unless someone trains the config right now
+            runs.abandon(r.run_id, 2.0)  # its partial folder, unless someone trains the config right now
         else:
             r.state = "queued"
 
@@ -306,7 +306,9 @@ def _stop_worker(r: Request) -> None:
         while worker.alive() and time.time() < deadline:
             _reap()
             time.sleep(0.05)
-    runs.abandon(r.run_id)
+        with contextlib.suppress(fsutil.Locked):  # its threads close its files a moment after it "died"
+            os.close(fsutil.open_lock_within(_worker_lock(), 10.0))
+    runs.abandon(r.run_id, 10.0)
 
 
 def history() -> list[dict]:
@@ -353,6 +355,8 @@ def run_worker() -> None:
     if fd is None:  # another worker is alive: it will see our requests
         return
     me = fsutil.ProcessId.me()
+    with contextlib.suppress(OSError):
+        os.nice(10)  # training yields the CPU to the app's sessions (2 cores, shared)
     train = None
     while True:
         with _locked() as state:

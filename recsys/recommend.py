@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,10 @@ class Recommender:
     def __init__(self, run: runs.Run, prep: Prepared, build_index: bool = True):
         self.run, self.prep = run, prep
         self.auto_build = build_index  # build a missing index, rebuild a damaged one
+        # One model call at a time: Streamlit sessions are threads sharing this object, and
+        # concurrent Keras calls race while a Sequential builds for a new input shape
+        # ("Could not compute output KerasTensor", seen with 8 sessions in bench/reliability.py).
+        self._model_lock = threading.Lock()
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
         ratings = prep.ml.ratings
@@ -85,8 +90,9 @@ class Recommender:
 
     def query(self, row: int) -> np.ndarray:
         """The user's query embedding at their latest rating time."""
-        return query_embeddings(self.model, self.prep, np.array([row]), self.latest_time[[row]],
-                                self.context["context"][[row]])[0]
+        with self._model_lock:
+            return query_embeddings(self.model, self.prep, np.array([row]), self.latest_time[[row]],
+                                    self.context["context"][[row]])[0]
 
     # ------------------------------------------------------------------ answers
     def _frame(self, rows, scores, query: np.ndarray | None, user_row: int | None) -> pd.DataFrame:
@@ -95,9 +101,10 @@ class Recommender:
                             "title": self.titles[rows], "score": np.asarray(scores, float)})
         if query is not None and len(rows):
             q = np.repeat(query[None, :], len(rows), axis=0)
-            out["predicted_rating"] = predict_ratings(
-                self.model, q, self.candidates, np.full(len(rows), user_row), rows,
-                np.repeat(self.context["context_rating"][[user_row]], len(rows), axis=0))
+            with self._model_lock:
+                out["predicted_rating"] = predict_ratings(
+                    self.model, q, self.candidates, np.full(len(rows), user_row), rows,
+                    np.repeat(self.context["context_rating"][[user_row]], len(rows), axis=0))
         return out
 
     def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True) -> pd.DataFrame:

@@ -300,16 +300,23 @@ def claim(run_id: str, wait: bool = True) -> Iterator[Path]:
         os.close(fd)
 
 
-def abandon(run_id: str) -> bool:
-    """Remove run `run_id`'s partial folder if no process trains it now; True if it was removed."""
+def abandon(run_id: str, wait_seconds: float = 0.0) -> bool:
+    """Remove run `run_id`'s partial folder if no process trains it (within `wait_seconds`).
+
+    True if it was removed. Called after a trainer was killed, whose lock outlives it by
+    a moment.
+    """
     try:
-        with fsutil.flock(lock_path(run_id), blocking=False):
-            if partial_path(run_id).exists():
-                fsutil.remove_tree(partial_path(run_id))
-                return True
+        fd = fsutil.open_lock_within(lock_path(run_id), wait_seconds)
     except fsutil.Locked:
-        pass
-    return False
+        return False
+    try:
+        if partial_path(run_id).exists():
+            fsutil.remove_tree(partial_path(run_id))
+            return True
+        return False
+    finally:
+        os.close(fd)
 
 
 def finish(run_id: str) -> Path:
