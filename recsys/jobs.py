@@ -125,8 +125,11 @@ def _locked() -> Iterator[dict]:
     """queue.json's content under the queue lock; written back when the block ends without error."""
     with fsutil.flock(_dir() / "queue.lock"):
         state = _read()
+        before = json.dumps(_serialise(state), sort_keys=True)
         yield state
-        fsutil.write_json(_queue_path(), _serialise(state))
+        after = _serialise(state)
+        if json.dumps(after, sort_keys=True) != before or not _queue_path().exists():
+            fsutil.write_json(_queue_path(), after)  # polls that change nothing write nothing
 
 
 def _read() -> dict:
@@ -348,6 +351,18 @@ def _take_worker_lock() -> int | None:
             time.sleep(0.05)
 
 
+def _yield_cpu() -> None:
+    """Train only on CPU time the app's sessions leave over (2 shared cores).
+
+    SCHED_IDLE, else nice 19. Set before TensorFlow starts its threads, which inherit it.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
+
+
 def run_worker() -> None:
     """The worker process: train queued requests one at a time; exit when none is left."""
     _dir().mkdir(parents=True, exist_ok=True)
@@ -355,8 +370,7 @@ def run_worker() -> None:
     if fd is None:  # another worker is alive: it will see our requests
         return
     me = fsutil.ProcessId.me()
-    with contextlib.suppress(OSError):
-        os.nice(10)  # training yields the CPU to the app's sessions (2 cores, shared)
+    _yield_cpu()
     train = None
     while True:
         with _locked() as state:

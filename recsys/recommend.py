@@ -44,6 +44,8 @@ class Recommender:
         # The session feature at the query time: each user's latest ratings of all.
         self.context = dict(zip(CONTEXT_KEYS, TimeNeighbours(encoded, prep.spec.n_users).lookup(
             users, self.latest_time)))
+        # Every user's query at once: serving then calls the model once per answer, not twice.
+        self.queries = query_embeddings(self.model, prep, users, self.latest_time, self.context["context"])
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
@@ -89,10 +91,8 @@ class Recommender:
         return self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
 
     def query(self, row: int) -> np.ndarray:
-        """The user's query embedding at their latest rating time."""
-        with self._model_lock:
-            return query_embeddings(self.model, self.prep, np.array([row]), self.latest_time[[row]],
-                                    self.context["context"][[row]])[0]
+        """The user's query embedding at their latest rating time (computed for every user at start)."""
+        return self.queries[row]
 
     # ------------------------------------------------------------------ answers
     def _frame(self, rows, scores, query: np.ndarray | None, user_row: int | None) -> pd.DataFrame:

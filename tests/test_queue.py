@@ -220,9 +220,9 @@ def test_cancelling_a_running_request_kills_it_and_leaves_nothing_finished(queue
     while not jobs.history() and time.time() < deadline:  # training has begun
         time.sleep(0.05)
     assert jobs.status().running().id == first.id
+    monkeypatch.setenv("FAKE_EPOCHS", "1")  # for the worker that takes over (started by cancel)
     assert jobs.cancel(first.id, "s1").state == "cancelled"
     assert not runs.partial_path(first.run_id).exists() and runs.find(first.run_id) is None
-    monkeypatch.setenv("FAKE_EPOCHS", "1")  # for the worker that takes over
     status = _settle()
     assert {r.id: r.state for r in status.requests} == {first.id: "cancelled", second.id: "done"}
     assert runs.scan()[1] == []
