@@ -45,3 +45,4 @@ test: setup browser
 
 bench: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.reliability

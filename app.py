@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from recsys import charts, runs
+from recsys import charts
 from recsys.errors import UserError
 
 ui.page("Home", "🎬")
@@ -29,24 +29,29 @@ else:
     histogram.altair_chart(charts.rating_histogram(ratings), width="stretch")
 
 st.subheader("The current run")
-run_id = ui.current_run_id()
-if run_id is None:
+run = ui.current_run()
+if run is None:
     ui.no_run()
 else:
-    run = runs.load(run_id)
-    cfg = run.config
+    run_id, cfg = run.run_id, run.config
     st.markdown(
-        f"Run `{run_id}`: rating weight **{cfg.rating_weight:g}**, retrieval weight "
+        f"Run {ui.escape(run_id)}: rating weight **{cfg.rating_weight:g}**, retrieval weight "
         f"**{cfg.retrieval_weight:g}**, preset **{ui.escape(cfg.preset)}**, "
         f"{run.info.get('stopped_epoch', '?')} epochs (best {run.info.get('best_epoch', '?')}), "
         f"trained in {run.info.get('train_seconds', 0):.0f} s."
     )
     m = run.metrics
     cols = st.columns(4)
-    cols[0].metric("Test RMSE", f"{m['rmse']:.3f}", help="Lower is better")
-    cols[1].metric("Top-10 accuracy", f"{m['top_10_accuracy']:.1%}")
-    cols[2].metric("Top-100 accuracy", f"{m['top_100_accuracy']:.1%}")
-    cols[3].metric("Recall@10", f"{m['recall_at_10']:.1%}", help="Among movies the user had not rated")
+    def shown(key: str, form: str) -> str:  # a run of another version may lack a metric
+        return format(m[key], form) if isinstance(m.get(key), (int, float)) else "–"
+
+    cols[0].metric("Test RMSE", shown("rmse", ".3f"), help="Lower is better")
+    cols[1].metric("Top-10 accuracy", shown("top_10_accuracy", ".1%"))
+    cols[2].metric("Top-100 accuracy", shown("top_100_accuracy", ".1%"))
+    cols[3].metric("Recall@10", shown("recall_at_10", ".1%"), help="Among movies the user had not rated")
+    if run.older:
+        st.caption(f"Made by an older version ({ui.escape(run.older)}): its metrics are shown, but "
+                   "Recommend and Search need a run made by this version.")
     st.caption("Choose another run on the Compare page.")
 
 st.subheader("Pages")

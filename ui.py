@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -54,9 +55,9 @@ def page(title: str, icon: str) -> None:
             st.page_link(script, label=label, icon=page_icon, query_params=params, width="stretch")
         st.divider()
         st.caption("Current run")
-        if run_id:
-            run = runs.load(run_id)
-            st.markdown(escape(charts.run_label(run.config.to_dict(), run_id)))
+        run = current_run()
+        if run:
+            st.markdown(escape(charts.run_label(run.config_dict, run.run_id)))
         else:
             st.markdown("none yet")
 
@@ -95,10 +96,15 @@ def carry(key: str, value: str | None) -> None:
 
 # ---------------------------------------------------------------- the current run
 def current_run_id() -> str | None:
-    """The run the pages show: ?run= if stored, else the default run, else the newest."""
-    finished = [r.run_id for r in runs.list_runs()]
-    if not finished:
+    """The run the pages show: ?run= if stored, else the default run, else the newest.
+
+    Only runs the store lists readable qualify (damaged ones are on Compare), and ?run=
+    is only ever compared with their ids: it is never used as a path.
+    """
+    readable = runs.list_runs()
+    if not readable:
         return None
+    finished = [r.run_id for r in readable]
     wanted = st.query_params.get("run")
     if wanted in finished:
         return wanted
@@ -106,9 +112,28 @@ def current_run_id() -> str | None:
         default = catalog.default_run_id()
     except UserError:  # no data: still show the stored runs
         default = None
-    chosen = default if default in finished else finished[-1]
+    servable = [r.run_id for r in readable if not r.older]
+    chosen = default if default in servable else (servable or finished)[-1]
     st.query_params["run"] = chosen  # the URL names what is shown (and drops a deleted run)
     return chosen
+
+
+def current_run() -> "runs.Run | None":
+    """The current run as stored, or None (none yet, or it was damaged a moment ago)."""
+    run_id = current_run_id()
+    if run_id is None:
+        return None
+    try:
+        return runs.load(run_id)
+    except UserError:
+        return None
+
+
+def session_token() -> str:
+    """This browser session's id in the training queue (who asked for what, who may cancel it)."""
+    if "_session_token" not in st.session_state:
+        st.session_state["_session_token"] = uuid.uuid4().hex
+    return st.session_state["_session_token"]
 
 
 def set_current_run(run_id: str | None) -> None:
@@ -168,11 +193,8 @@ def baseline() -> dict | None:
 
 
 def run_summaries() -> list[dict]:
-    """Every finished run's summary, newest state (uncached: a new run shows at once)."""
-    try:
-        return catalog.run_summaries()
-    except UserError:  # no data to tell the default run by
-        return [{**r.summary(), "default": False} for r in runs.list_runs()]
+    """Every readable run's summary, newest state (uncached: a new run shows at once)."""
+    return catalog.run_summaries()
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model and its Annoy index…")

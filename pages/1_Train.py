@@ -1,13 +1,12 @@
 """Train: choose the weights and settings, then train in the background (or reuse a cached run)."""
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import streamlit as st
 
 import ui
-from recsys import catalog, charts, jobs, presets, runs
+from recsys import catalog, charts, jobs, limits, presets, runs
 from recsys.config import MAX_BATCH, MAX_EPOCHS, RunConfig
 from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
@@ -20,8 +19,8 @@ ui.page("Train", "🏋️")
 st.title("Train a run")
 st.markdown(
     "A run is one config: the two loss weights plus the training settings. A config trained "
-    "before is reused at once. Training runs in the background, one job at a time for everyone "
-    "using the app: you can leave the page and come back."
+    "before is reused at once. Training runs in the background, one run at a time for everyone "
+    "using the app, in the order asked: you can leave the page and come back, or cancel a request."
 )
 if ui.current_run_id() is None:
     st.info("No trained run yet. The settings below as they are train the app's default model.",
@@ -82,17 +81,9 @@ def _form_config() -> RunConfig:
                      batch_size=s.batch_size, learning_rate=s.learning_rate, optimizer=s.optimizer)
 
 
-def _start(configs: list[RunConfig], kind: str) -> None:
-    if jobs.is_running():
-        st.warning("A training job is already running (one at a time, for everyone using the app); "
-                   "wait for it to finish: its progress is below.", icon=":material/hourglass:")
-        return
-    state = jobs.start(configs)
-    if state.get("configs") != [asdict(c) for c in configs]:  # another session won the race
-        st.warning("Another training job started just before yours; wait for it to finish.",
-                   icon=":material/hourglass:")
-        return
-    st.session_state["watching"] = {"started": state["started"], "kind": kind}
+def _enqueue(configs: list[RunConfig], kind: str) -> None:
+    requests = jobs.enqueue(configs, ui.session_token())
+    st.session_state["watching"] = {"batch": [r.id for r in requests], "kind": kind}
     st.session_state.pop("cached_result", None)
 
 
@@ -101,42 +92,70 @@ if action:
     try:
         base = _form_config()
         if action == "sweep":
-            _start([replace(base, rating_weight=w, retrieval_weight=1.0).validate() for w in SWEEP], "sweep")
+            _enqueue([replace(base, rating_weight=w, retrieval_weight=1.0).validate() for w in SWEEP], "sweep")
         else:
             hit = catalog.cached_run(base.validate())
             if hit is not None:  # no job: the stored run answers at once
                 st.session_state["cached_result"] = hit.run_id
                 ui.set_current_run(hit.run_id)
             else:
-                _start([base], "single")
-    except UserError as exc:
+                _enqueue([base], "single")
+    except UserError as exc:  # an invalid config, one over the time limit, a full queue
         ui.warn(exc)
+
+try:
+    _estimate = limits.estimate_seconds(_form_config())
+    _limit = limits.max_seconds()
+except UserError:
+    _estimate = _limit = None
+if _estimate is not None:
+    over = _estimate > _limit
+    st.caption(f"{'⚠️ ' if over else ''}With the settings as last submitted, a run trains for up to "
+               f"{limits.describe(_estimate)} (a sweep: up to {limits.describe(11 * _estimate)}); requests "
+               f"over {limits.describe(_limit)} each are refused. Early stopping often ends a run sooner.")
+
+
+def _metric_text(metrics: dict, key: str, form: str) -> str:
+    value = metrics.get(key)
+    return format(value, form) if isinstance(value, (int, float)) else "–"
 
 
 def _show_run(run_id: str) -> None:
-    run = runs.load(run_id)
+    try:
+        run = runs.load(run_id)
+    except UserError as exc:
+        ui.warn(exc)
+        return
     m = run.metrics
     cols = st.columns(5)
-    cols[0].metric("Test RMSE", f"{m['rmse']:.3f}")
-    cols[1].metric("Top-10 accuracy", f"{m['top_10_accuracy']:.1%}")
-    cols[2].metric("Top-100 accuracy", f"{m['top_100_accuracy']:.1%}")
-    cols[3].metric("Recall@10", f"{m['recall_at_10']:.1%}")
+    cols[0].metric("Test RMSE", _metric_text(m, "rmse", ".3f"))
+    cols[1].metric("Top-10 accuracy", _metric_text(m, "top_10_accuracy", ".1%"))
+    cols[2].metric("Top-100 accuracy", _metric_text(m, "top_100_accuracy", ".1%"))
+    cols[3].metric("Recall@10", _metric_text(m, "recall_at_10", ".1%"))
     cols[4].metric("Epochs (best)", f"{run.info.get('stopped_epoch')} ({run.info.get('best_epoch')})")
-    st.caption(f"Run `{run_id}` · {ui.escape(charts.run_label(run.config.to_dict(), run_id))}")
+    st.caption(f"Run {ui.escape(run_id)} · {ui.escape(charts.run_label(run.config_dict, run_id))}")
 
 
-def _progress(state: dict) -> None:
-    cfg = state["configs"][max(state.get("position", 1), 1) - 1]
-    mine = st.session_state.get("watching", {}).get("started") == state.get("started")
-    who = "" if mine else " (started in another session)"
+def _describe(r: jobs.Request) -> str:
+    c = r.config
+    return (f"rating weight **{c['rating_weight']:g}**, retrieval weight **{c['retrieval_weight']:g}**, "
+            f"preset **{ui.escape(c['preset'])}**")
+
+
+def _where(r: jobs.Request) -> str:
+    if r.state == "running":
+        return "training now"
+    return "next in line" if r.position == 1 else f"waiting: {r.position} in line"
+
+
+def _progress(r: jobs.Request, mine: bool, status: jobs.QueueStatus) -> None:
+    who = "" if mine else " (requested in another session)"
     st.subheader(f"Training in progress{who}")
-    which = f"Run {state.get('position', 1)} of {state['total']}: r" if state["total"] > 1 else "R"
-    st.markdown(f"{which}ating weight **{cfg['rating_weight']:g}**, retrieval weight **{cfg['retrieval_weight']:g}**, "
-                f"preset **{ui.escape(cfg['preset'])}**")
-    if state["total"] > 1:
-        cached = sum(d["cached"] for d in state["done"])
-        st.caption(f"{len(state['done'])} of {state['total']} done ({cached} from the cache)")
-    event = state.get("progress")
+    batch = [x.id for x in status.requests if x.batch == r.batch]
+    which = f"Run {batch.index(r.id) + 1} of {len(batch)}: " if len(batch) > 1 else ""
+    text = _describe(r)
+    st.markdown(which + (text[0].lower() if which else text[0].upper()) + text[1:])
+    event = r.progress
     if not event:
         st.progress(0.0, text="Loading the data and building the model…")
         return
@@ -147,62 +166,96 @@ def _progress(state: dict) -> None:
     cols[1].metric("Retrieval loss", f"{event.get('retrieval_loss', float('nan')):.4f}")
     cols[2].metric("Validation RMSE", f"{event['val_rmse']:.3f}")
     cols[3].metric("Validation top-100", f"{event['val_top_100_accuracy']:.1%}")
-    cols[4].metric("Time left" + (" (this run)" if state["total"] > 1 else ""), f"{event['eta_seconds']:.0f} s")
-    events = [e for e in jobs.history() if e.get("run_id") == state.get("run_id")]
+    cols[4].metric("Time left", f"{event['eta_seconds']:.0f} s")
+    events = [e for e in jobs.history() if e.get("request") == r.id]
     losses = [k for k in charts.LIVE_LOSSES if events and k in events[-1]]
     for col, loss in zip(st.columns(max(len(losses), 1)), losses):
         col.altair_chart(charts.live_loss_chart(events, loss), width="stretch")
 
 
+def _cancel(request_id: str) -> None:
+    try:
+        jobs.cancel(request_id, ui.session_token())
+    except UserError as exc:
+        st.session_state["cancel_error"] = str(exc)
+
+
+def _queue(status: jobs.QueueStatus) -> None:
+    """The queue as this session sees it: the training request, then this session's waiting ones."""
+    session = ui.session_token()
+    running = status.running()
+    if running is not None:
+        _progress(running, session in running.requesters, status)
+    mine = [r for r in status.active() if session in r.requesters]
+    others = [r for r in status.active() if session not in r.requesters and r.state == "queued"]
+    if mine:
+        st.subheader("Your requests")
+        for r in mine:
+            text_col, button_col = st.columns([5, 1], vertical_alignment="center")
+            text_col.markdown(f"{_where(r).capitalize()}: {_describe(r)} · up to "
+                              f"{limits.describe(r.estimate_seconds)}")
+            button_col.button("Cancel", key=f"cancel_{r.id}", on_click=_cancel, args=(r.id,),
+                              icon=":material/cancel:", width="stretch")
+    if others:
+        st.caption(f"{len(others)} request(s) from other sessions are waiting too; one run trains at a time.")
+
+
 @st.fragment(run_every=POLL_SECONDS)
-def live_progress() -> None:
-    """Poll the background job and redraw its progress; rerun the page when it ends."""
-    state = jobs.status()
-    if state["state"] != "running":
-        st.rerun()  # the whole page: the finished run must show everywhere
-    _progress(state)
+def live_queue() -> None:
+    """Poll the queue and redraw it; rerun the whole page when this session's requests change."""
+    status = jobs.status()
+    session = ui.session_token()
+    active = sorted(r.id for r in status.active() if session in r.requesters)
+    if active != st.session_state.get("_active_requests") or not status.active():
+        st.session_state["_active_requests"] = active
+        st.rerun()  # the whole page: a finished run must show everywhere
+    _queue(status)
 
 
-def _finished(state: dict) -> None:
+def _finished(status: jobs.QueueStatus) -> None:
+    """What became of this session's last click: its runs, failures and cancellations."""
     watching = st.session_state.get("watching")
-    if watching and watching["started"] == state.get("started"):
-        st.session_state.pop("watching")
-        if watching["kind"] == "single" and state["state"] == "done" and state["done"]:
-            ui.set_current_run(state["done"][-1]["run_id"])
-            st.rerun()  # so the sidebar names the new current run
-    minutes = (time.time() - state.get("finished", state.get("updated", time.time()))) / 60
-    ago = "just now" if minutes < 1 else f"{minutes:.0f} min ago" if minutes < 120 else f"{minutes / 60:.0f} h ago"
-    if state["state"] == "failed":
-        st.error(f"The last training job failed: {ui.escape(state.get('error', 'unknown error'))}",
-                 icon=":material/error:")
-        if state.get("traceback"):
-            with st.expander("Traceback"):
-                st.code(state["traceback"], language=None)
+    if not watching:
         return
-    done = [d for d in state.get("done", []) if runs.is_finished(d["run_id"])]
+    batch = [r for r in status.requests if r.id in set(watching["batch"])]
+    if not batch or any(r.active for r in batch):
+        return
+    done = [r for r in batch if r.state == "done" and runs.find(r.run_id) is not None]
+    if watching["kind"] == "single" and done and not watching.get("shown"):
+        watching["shown"] = True
+        ui.set_current_run(done[-1].run_id)
+        st.rerun()  # so the sidebar names the new current run
+    for r in batch:
+        if r.state == "failed":
+            st.error(f"Training failed: {ui.escape(r.error or 'unknown error')}", icon=":material/error:")
+        elif r.state == "cancelled":
+            st.info(f"Cancelled: {_describe(r)}", icon=":material/cancel:")
     if not done:
         return
     st.subheader("Last training job")
-    seconds = state.get("finished", 0) - state.get("started", 0)
-    st.caption(f"Finished {ago} after {seconds:.0f} s: {len(done)} run(s), "
-               f"{sum(d['cached'] for d in done)} from the cache.")
+    seconds = max(r.finished or 0 for r in batch) - min(r.enqueued for r in batch)
+    st.caption(f"Finished after {seconds:.0f} s: {len(done)} run(s), {sum(r.cached for r in done)} from the cache.")
     if len(done) == 1:
-        _show_run(done[0]["run_id"])
+        _show_run(done[0].run_id)
     else:
-        frame = charts.runs_frame([runs.load(d["run_id"]).summary() for d in done])
+        found = [runs.find(r.run_id) for r in done]
+        frame = charts.runs_frame([f.summary() for f in found if f is not None])
         st.dataframe(charts.readable(frame[["label", "rmse", "top_10_accuracy", "top_100_accuracy", "train_seconds"]]),
                      hide_index=True)
     st.page_link("pages/2_Compare.py", label="Compare the runs", icon=":material/leaderboard:",
                  query_params=ui.nav_params(ui.current_run_id()))
 
 
-if "cached_result" in st.session_state and runs.is_finished(st.session_state["cached_result"]):
+if "cancel_error" in st.session_state:
+    ui.warn(UserError(st.session_state.pop("cancel_error")))
+if "cached_result" in st.session_state and runs.find(st.session_state["cached_result"]) is not None:
     st.success("Cached: this config was trained before, so its stored run is shown, and no training was needed.",
                icon=":material/bolt:")
     _show_run(st.session_state["cached_result"])
 
-status = jobs.status()
-if status["state"] == "running":
-    live_progress()
-elif status["state"] in ("done", "failed"):
-    _finished(status)
+queue_status = jobs.status()
+_finished(queue_status)
+if queue_status.active():
+    st.session_state["_active_requests"] = sorted(
+        r.id for r in queue_status.active() if ui.session_token() in r.requesters)
+    live_queue()

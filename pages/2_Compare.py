@@ -8,8 +8,45 @@ from recsys.errors import UserError
 ui.page("Compare", "📊")
 st.title("Compare runs")
 
+def _delete(name: str, confirm_key: str, current: str | None) -> None:
+    """Delete after the confirmation, checked here on the server: a forged click on the
+    disabled button deletes nothing."""
+    if not st.session_state.get(confirm_key):
+        st.warning("Tick the confirmation first; nothing was deleted.", icon=":material/warning:")
+        return
+    try:
+        runs.delete(name)
+    except UserError as exc:
+        ui.warn(exc)
+        return
+    if name == current:
+        ui.set_current_run(None)
+    ui.clear_caches()
+    st.toast(f"Deleted {ui.escape(name)}")
+    st.rerun()
+
+
+def _damaged_section(current: str | None) -> None:
+    damaged = runs.scan()[1]
+    if not damaged:
+        return
+    st.subheader("Damaged runs")
+    st.caption("These folders of the run store can't be read. Nothing else is affected; delete them here "
+               "or with `python -m recsys delete NAME`.")
+    for entry in damaged:
+        name_col, reason_col, sure_col, button_col = st.columns([2, 4, 2, 1], vertical_alignment="center")
+        name_col.markdown(f"**{ui.escape(entry.name)}**")
+        reason_col.markdown(ui.escape(entry.reason))
+        key = f"confirm_delete_damaged_{entry.name}"
+        sure = sure_col.checkbox("Yes, delete it", key=key)
+        if button_col.button("Delete", key=f"delete_damaged_{entry.name}", disabled=not sure,
+                             icon=":material/delete:"):
+            _delete(entry.name, key, current)
+
+
 summaries = ui.run_summaries()
 if not summaries:
+    _damaged_section(None)
     ui.no_run()
     st.stop()
 
@@ -38,7 +75,8 @@ st.caption("Each point is a run, coloured by the share of the loss weight that g
            "top-100 accuracy.")
 
 st.subheader("Training curves")
-curves = charts.curves_frame({labels[r]: runs.load(r).history for r in chosen})
+histories = {r.run_id: r.history for r in runs.list_runs()}
+curves = charts.curves_frame({labels[r]: histories.get(r, []) for r in chosen})
 available = [m for m in charts.CURVE_METRICS if m in set(curves.metric)]
 metrics = st.multiselect("Curves", available, default=[m for m in ("val_rmse", "val_top_100_accuracy", "loss")
                                                        if m in available],
@@ -70,14 +108,14 @@ with use_col:
         ui.set_current_run(target)
         st.rerun()
 with delete_col:
-    sure = st.checkbox("Yes, delete this run and its files", key=f"confirm_delete_{target}")
+    confirm = f"confirm_delete_{target}"
+    sure = st.checkbox("Yes, delete this run and its files", key=confirm)
     if st.button("Delete run", disabled=not sure, icon=":material/delete:"):
-        try:
-            runs.delete(target)
-        except UserError as exc:
-            ui.warn(exc)
-        else:
-            if target == current:
-                ui.set_current_run(None)
-            st.toast(f"Deleted run {target}")
-            st.rerun()
+        _delete(target, confirm, current)
+older = [s for s in summaries if s.get("older")]
+if older:
+    st.caption(ui.escape("Made by an older version (metrics only; Recommend and Search need a run made by this "
+                         "version): " + "; ".join(f"{labels.get(s['run_id'], s['run_id'])}: {s['older']}"
+                                                  for s in older)))
+
+_damaged_section(current)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from recsys import data, runs
 from recsys.config import RunConfig, run_id
+from recsys.errors import UserError
 
 DEFAULT_CONFIG = RunConfig(rating_weight=1.0, retrieval_weight=1.0, preset="default")
 
@@ -18,18 +19,32 @@ def default_run_id(data_path: str | None = None) -> str:
 
 
 def cached_run(config: RunConfig, data_path: str | None = None) -> runs.Run | None:
-    """The stored run for `config`, if it was trained before; cheap (no TensorFlow)."""
-    rid = config_run_id(config, data_path)
-    return runs.load(rid) if runs.is_finished(rid) else None
+    """The stored, servable run for `config`, if it was trained before; cheap (no TensorFlow).
+
+    A damaged or older run of the config is not an answer: training it again replaces it.
+    """
+    return runs.find(config_run_id(config, data_path))
 
 
 def run_summaries(data_path: str | None = None) -> list[dict]:
-    """Every finished run's summary, with `default: true` on the app's default run."""
+    """Every readable run's summary, with `default: true` on the app's default run.
+
+    Runs made by an older version carry `older` (why this code can't serve them).
+    Damaged folders are not here: see `damaged_runs`. Without data the default is unknown.
+    """
     found = runs.list_runs()
     if not found:
         return []
-    default = default_run_id(data_path)
+    try:
+        default = default_run_id(data_path)
+    except UserError:  # no data to tell the default run by: still list the runs
+        default = None
     return [{**r.summary(), "default": r.run_id == default} for r in found]
+
+
+def damaged_runs() -> list[dict]:
+    """Every folder of the run store that is not a readable run: `{"run_id": name, "damaged": reason}`."""
+    return [d.summary() for d in runs.scan()[1]]
 
 
 def baselines(data_path: str | None = None, split_seed: int = 42, split: str = "random") -> dict[str, dict]:

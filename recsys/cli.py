@@ -29,6 +29,15 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _run_id(text: str) -> str:
+    from recsys.runs import check_run_id
+
+    try:
+        return check_run_id(text)  # never a path: --run ../../X or /tmp/X is refused
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors: one line, exit 2
         raise UserError(message)
@@ -73,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", help="a GroupLens ml-100k folder or zip")
     b.add_argument("--json", action="store_true")
 
-    r = sub.add_parser("runs", help="list stored runs")
+    r = sub.add_parser("runs", help="list stored runs (damaged ones with the reason)")
     r.add_argument("--json", action="store_true")
 
+    x = sub.add_parser("delete", help="delete a stored run, or a damaged folder `runs` lists")
+    x.add_argument("name", help="a run id, or the name `runs` lists for a damaged folder")
+    x.add_argument("--json", action="store_true")
+
     i = sub.add_parser("index", help="Annoy against exact search: recall@10 and query times")
-    i.add_argument("--run", help="run id (default: the app's default run)")
+    i.add_argument("--run", type=_run_id, help="run id (default: the app's default run)")
     i.add_argument("--rebuild", action="store_true", help="rebuild the indexes first")
     i.add_argument("--json", action="store_true")
 
@@ -94,14 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--include-rated", action="store_true", help="keep movies the user already rated")
     c.add_argument("--rank", default="blend", help="order: watch (retrieval), love (predicted rating) or blend")
     c.add_argument("--candidates", type=_int, help="movies the first stage retrieves (default: the run's)")
-    c.add_argument("--run")
+    c.add_argument("--run", type=_run_id)
     c.add_argument("--json", action="store_true")
 
     s = sub.add_parser("search", help="movies whose title contains WORD, their neighbours, a fan's picks")
     s.add_argument("word")
     s.add_argument("--k", type=_int, default=10)
     s.add_argument("--movie", help="which match to expand (default: the most rated)")
-    s.add_argument("--run")
+    s.add_argument("--run", type=_run_id)
     s.add_argument("--json", action="store_true")
     return p
 
@@ -150,6 +163,9 @@ def cmd_train(args) -> dict:
     hit = cached_run(config, args.data)
     if hit is not None:  # answer from the store without importing TensorFlow
         return hit.train_json(cached=True)
+    from recsys import limits
+
+    limits.check(config)  # the same limit as the app's queue (RECSYS_MAX_TRAIN_MINUTES)
     from recsys.train import train
 
     result = train(config, progress=None if args.json else _progress_bar, data_path=args.data)
@@ -172,10 +188,18 @@ def cmd_baselines(args) -> dict:
 
 
 def cmd_runs(args) -> list:
-    """List the stored runs, marking the app's default."""
-    from recsys.catalog import run_summaries
+    """List the stored runs, marking the app's default; damaged folders come last, with the reason."""
+    from recsys.catalog import damaged_runs, run_summaries
 
-    return run_summaries()
+    return run_summaries() + damaged_runs()
+
+
+def cmd_delete(args) -> dict:
+    """Delete one stored run (or damaged folder) by the name `runs` lists."""
+    from recsys import runs
+
+    runs.delete(args.name)
+    return {"deleted": args.name}
 
 
 def cmd_index(args) -> dict:
@@ -242,7 +266,7 @@ def cmd_search(args) -> dict:
 
 
 COMMANDS = {"data": cmd_data, "synth": cmd_synth, "train": cmd_train, "baselines": cmd_baselines, "runs": cmd_runs,
-            "index": cmd_index, "recommend": cmd_recommend, "search": cmd_search}
+            "delete": cmd_delete, "index": cmd_index, "recommend": cmd_recommend, "search": cmd_search}
 
 
 def _print_human(out) -> None:

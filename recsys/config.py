@@ -15,6 +15,7 @@ from recsys.split import check_protocol
 MODEL_VERSION = "4"
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
+MAX_SEED = 2**31 - 1  # TensorFlow's and NumPy's seeds must fit; a larger one was a ValueError traceback
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class RunConfig:
             raise UserError(f"batch size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
         if self.learning_rate is not None and not (0 < self.learning_rate <= 10):
             raise UserError(f"learning rate must be in (0, 10], got {self.learning_rate}")
+        for name in ("seed", "split_seed"):
+            seed = getattr(self, name)
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise UserError(f"{name.replace('_', ' ')} must be a whole number from 0 to {MAX_SEED}, got {seed}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         return self
@@ -72,8 +77,9 @@ class RunConfig:
 def run_id(config: RunConfig, data_fingerprint: str) -> str:
     """Hash of the resolved config, the data and the model code version."""
     d = config.to_dict()
-    # Weights 1 and 1.0 are the same run.
-    d["rating_weight"], d["retrieval_weight"] = float(d["rating_weight"]), float(d["retrieval_weight"])
+    # Weights 1 and 1.0 are the same run, and so are -0 and 0 (-0.0 + 0.0 is 0.0).
+    d["rating_weight"], d["retrieval_weight"] = (float(d["rating_weight"]) + 0.0,
+                                                 float(d["retrieval_weight"]) + 0.0)
     for k in ("epochs", "batch_size", "learning_rate", "optimizer"):
         d.pop(k)  # already inside "resolved"; an explicit default is the same run
     blob = json.dumps({"config": d, "data": data_fingerprint, "code": MODEL_VERSION}, sort_keys=True)

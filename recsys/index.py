@@ -10,6 +10,7 @@ Two questions, two indexes:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from recsys import fsutil
 from recsys.errors import UserError
 
 N_TREES = 10
@@ -75,28 +77,43 @@ class RunIndex:
         return [r for r in found if r != row][:k]
 
 
+class IndexDamaged(UserError):
+    """A run's index files are missing, garbled or don't match their checksums: rebuild them."""
+
+
+FILES = ("users.ann", "movies.ann")
+
+
 def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_trees: int = N_TREES,
           search_k: int = SEARCH_K, user_vectors: np.ndarray | None = None) -> Path:
     """Build both indexes in `run_folder/index` and publish them atomically.
 
     `user_vectors` are what user queries are matched against (default: the candidates;
-    a run adds its popularity-prior column, recsys/taste.py).
+    a run adds its popularity-prior column, recsys/taste.py). meta.json records each file's size and sha256, so a damaged file is found before
+    annoy mmaps it (annoy trusts its files: a truncated one crashes the process).
+    The run folder must exist: a build never recreates a run that was deleted meanwhile.
     """
+    run_folder = Path(run_folder)
+    final = run_folder / "index"
     user_vectors = candidates if user_vectors is None else user_vectors
-    final = Path(run_folder) / "index"
     # A unique temp folder per build: threads of one process (Streamlit sessions) may build at once.
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="index.tmp-", dir=final.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".index.tmp-", dir=run_folder))
+    except FileNotFoundError:
+        raise UserError(f"run {run_folder.name} is not stored any more") from None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the published index is as readable as before
         augmented, max_norm = augment_candidates(user_vectors)
         build_annoy(augmented, "angular", n_trees).save(str(tmp / "users.ann"))
         build_annoy(candidates, "angular", n_trees).save(str(tmp / "movies.ann"))
         meta = {"n_trees": n_trees, "search_k": search_k, "dim": int(candidates.shape[1]),
-                "user_dim": int(user_vectors.shape[1]),
-                "max_norm": max_norm, "movie_ids": list(movie_ids)}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        old = Path(tempfile.mkdtemp(prefix="index.old-", dir=final.parent))
+                "user_dim": int(user_vectors.shape[1]), "n_items": int(len(candidates)), "max_norm": max_norm, "movie_ids": list(movie_ids),
+                "files": {name: fsutil.file_record(tmp / name) for name in FILES}}
+        fsutil.write_json(tmp / "meta.json", meta)
+        try:
+            old = Path(tempfile.mkdtemp(prefix=".index.old-", dir=run_folder))
+        except FileNotFoundError:
+            raise UserError(f"run {run_folder.name} is not stored any more") from None
         try:
             try:
                 os.replace(final, old / "index")  # move the previous index aside (mmaps stay valid)
@@ -104,9 +121,9 @@ def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_tree
                 pass
             try:
                 os.replace(tmp, final)
-            except OSError:  # another builder published between our two renames; theirs is complete
+            except OSError:  # another builder published between our two renames, or the run was deleted
                 if not exists(run_folder):
-                    raise
+                    raise UserError(f"run {run_folder.name} is not stored any more") from None
         finally:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -115,21 +132,72 @@ def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_tree
 
 
 def exists(run_folder: Path) -> bool:
-    """Whether the run folder holds a complete index."""
+    """Whether the run folder holds an index (complete or not: `load` checks it)."""
     return (Path(run_folder) / "index" / "meta.json").exists()
 
 
-def load(run_folder: Path) -> RunIndex:
-    """mmap a run's indexes; UserError if it has none."""
+def _meta(folder: Path, dim: int | None, n_items: int | None) -> dict:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise IndexDamaged("index/meta.json is missing or garbled") from None
+    ok = (isinstance(meta, dict) and isinstance(meta.get("dim"), int) and meta["dim"] > 0
+          and isinstance(meta.get("user_dim"), int) and meta["user_dim"] > 0
+          and isinstance(meta.get("search_k"), int) and isinstance(meta.get("n_trees"), int)
+          and isinstance(meta.get("files"), dict) and isinstance(meta.get("movie_ids"), list))
+    if not ok:
+        raise IndexDamaged("index/meta.json lacks fields (or predates checksums)")
+    if (dim is not None and meta["dim"] != dim) or (n_items is not None and meta.get("n_items") != n_items):
+        raise IndexDamaged("index/meta.json does not describe this run's embeddings")
+    return meta
+
+
+def verify(run_folder: Path, dim: int | None = None, n_items: int | None = None) -> dict:
+    """The index's meta after checking every file's size and sha256; IndexDamaged if one fails."""
     folder = Path(run_folder) / "index"
-    if not exists(run_folder):
+    meta = _meta(folder, dim, n_items)
+    for name in FILES:
+        problem = fsutil.matches(folder / name, meta["files"].get(name))
+        if problem:
+            raise IndexDamaged(f"index/{problem}")
+    return meta
+
+
+def _load_checked(path: Path, record: dict, dim: int) -> AnnoyIndex:
+    """Load one Annoy file from a private copy whose bytes matched the checksum.
+
+    The check and the load see the same bytes: the copy is ours, so a file damaged
+    after the check (or while the server runs) can't reach annoy, which would crash
+    the whole process on a truncated mmap.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise IndexDamaged(f"index/{path.name} is missing") from None
+    if len(data) != record.get("size") or hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        raise IndexDamaged(f"index/{path.name} does not match its checksum")
+    fd, private = tempfile.mkstemp(prefix="recsys-annoy-", suffix=".ann")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        index = AnnoyIndex(dim, "angular")
+        index.load(private)  # mmap of our own copy; it stays valid after the unlink below
+    finally:
+        os.unlink(private)
+    return index
+
+
+def load(run_folder: Path, dim: int | None = None, n_items: int | None = None) -> RunIndex:
+    """Load a run's indexes after verifying them: UserError if there is none, IndexDamaged if damaged."""
+    folder = Path(run_folder) / "index"
+    if not exists(run_folder):  # IndexDamaged: a server rebuilds what is missing like what is damaged
         run_id = Path(run_folder).name
-        raise UserError(f"run {run_id} has no index; build it with `python -m recsys index --run {run_id}`")
-    meta = json.loads((folder / "meta.json").read_text())
-    users = AnnoyIndex(meta.get("user_dim", meta["dim"]) + 1, "angular")
-    users.load(str(folder / "users.ann"))  # mmap: pages load on demand, shared across processes
-    movies = AnnoyIndex(meta["dim"], "angular")
-    movies.load(str(folder / "movies.ann"))
+        raise IndexDamaged(f"run {run_id} has no index; build it with `python -m recsys index --run {run_id}`")
+    meta = _meta(folder, dim, n_items)
+    users = _load_checked(folder / "users.ann", meta["files"].get("users.ann") or {}, meta["user_dim"] + 1)
+    movies = _load_checked(folder / "movies.ann", meta["files"].get("movies.ann") or {}, meta["dim"])
+    if n_items is not None and (users.get_n_items() != n_items or movies.get_n_items() != n_items):
+        raise IndexDamaged("index holds another number of movies than the run")
     return RunIndex(users, movies, meta)
 
 

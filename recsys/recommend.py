@@ -8,6 +8,7 @@ validated blend of both (the default).
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 import pandas as pd
@@ -15,12 +16,12 @@ import pandas as pd
 from recsys import index as annoy_index
 from recsys import moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
-from recsys.evaluate import encode_queries, model_inputs, predict_ratings
+from recsys.checkpoint import load_model
+from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
 from recsys.features import encode
 from recsys.history import Timeline, per_user_items
 from recsys.metrics import LIKED
 from recsys.prepare import Prepared, latest_times
-from recsys.train import load_model
 
 METHODS = ("exact", "annoy")
 MAX_K = 1000
@@ -36,6 +37,11 @@ class Recommender:
 
     def __init__(self, run: runs.Run, prep: Prepared, build_index: bool = True):
         self.run, self.prep = run, prep
+        self.auto_build = build_index  # build a missing index, rebuild a damaged one
+        # One model call at a time: Streamlit sessions are threads sharing this object, and
+        # concurrent Keras calls race while a Sequential builds for a new input shape
+        # ("Could not compute output KerasTensor", seen with 8 sessions in bench/reliability.py).
+        self._model_lock = threading.Lock()
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
         self.taste = taste.Taste.from_dict(run.info.get("taste"))
@@ -52,8 +58,8 @@ class Recommender:
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
-        self._now: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._query: dict[int, np.ndarray] = {}
+        # Every user's queries at once: an answer then calls the model only for the ratings.
+        self.now_queries, self.user_sides, self.queries = self._all_queries()
         self._map: pd.DataFrame | None = None
         self.map_variance: np.ndarray | None = None
         if build_index and not annoy_index.exists(run.path):
@@ -77,8 +83,15 @@ class Recommender:
 
     @functools.cached_property
     def index(self) -> annoy_index.RunIndex:
-        """The run's Annoy indexes (mmapped on first use)."""
-        return annoy_index.load(self.run.path)
+        """The run's Annoy indexes, checked against their checksums; a damaged index is rebuilt."""
+        shape = {"dim": int(self.candidates.shape[1]), "n_items": int(len(self.candidates))}
+        try:
+            return annoy_index.load(self.run.path, **shape)
+        except annoy_index.IndexDamaged:  # garbled, truncated, missing: never handed to annoy
+            if not self.auto_build:
+                raise
+            self.build_index()
+            return annoy_index.load(self.run.path, **shape)
 
     def build_index(self, **kwargs) -> None:
         """(Re)build the run's Annoy indexes from its candidate embeddings."""
@@ -92,32 +105,30 @@ class Recommender:
         return self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
 
     # ------------------------------------------------------------------ queries
+    def _all_queries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every user's now query and rating-head user side, and their list query (the run's
+        validated taste, with its prior coordinate)."""
+        n_users = self.prep.spec.n_users
+        users = np.arange(n_users)
+        queries = {"user": users.astype(np.int32), "timestamp": self.latest_time,
+                   **self.timeline.pointers(users).as_dict()}
+        with self._model_lock:
+            now, sides = query_embeddings(self.model, self.timeline, queries)
+            lists = now
+            if self.taste.horizon != taste.NOW:
+                found = taste.Moments.of(self.timeline)
+                embedded, _ = query_embeddings(self.model, self.timeline, found.queries)
+                lists = taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, n_users)
+        prior = np.full((n_users, 1), self.taste.prior, np.float32)
+        return now, sides, np.hstack([lists, prior]).astype(np.float32)
+
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's moment query just after their latest rating, and the rating head's user side."""
-        if row not in self._now:
-            self._now[row] = self._moment_now(row)
-        return self._now[row]
-
-    def _moment_now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = {"user": np.array([row], np.int32), "timestamp": self.latest_time[[row]],
-                   **self.timeline.pointers(np.array([row])).as_dict()}
-        q, side = encode_queries(self.model, model_inputs(self.model, self.timeline, queries))
-        return q[0], side[0]
+        return self.now_queries[row], self.user_sides[row]
 
     def query(self, row: int) -> np.ndarray:
         """The user's query for lists (the run's validated taste), with its prior coordinate."""
-        if row not in self._query:
-            self._query[row] = self._taste_query(row)
-        return self._query[row]
-
-    def _taste_query(self, row: int) -> np.ndarray:
-        if self.taste.horizon == taste.NOW:
-            q = self.now(row)[0]
-        else:
-            found = taste.Moments.of(self.timeline, np.array([row]))
-            embedded, _ = encode_queries(self.model, model_inputs(self.model, self.timeline, found.queries))
-            q = taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, self.prep.spec.n_users)[row]
-        return np.append(q, self.taste.prior).astype(np.float32)
+        return self.queries[row]
 
     # ------------------------------------------------------------------ answers
     def _retrieve(self, query: np.ndarray, exclude: np.ndarray, n: int, method: str) -> np.ndarray:
@@ -152,7 +163,8 @@ class Recommender:
         stars = np.array([s for _, s in rated], np.float32)
         inputs = newuser.inputs(self.model, rows, stars, float(self.latest_time.max()), self.prep.spec.n_users,
                                 age, gender_code)
-        now, side = encode_queries(self.model, inputs)
+        with self._model_lock:
+            now, side = encode_queries(self.model, inputs)
         # One moment only (everything is rated "now"), so every taste's query is the now query.
         query = np.append(now[0], self.taste.prior).astype(np.float32)
         return self._answer(query, now[0], side[0], self.prep.spec.n_users, rows, k, n, method, rank,
@@ -170,8 +182,9 @@ class Recommender:
                 history_stars: np.ndarray) -> pd.DataFrame:
         """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each."""
         rows = self._retrieve(query, exclude, n, method)
-        predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
-                                    np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
+        with self._model_lock:
+            predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
+                                        np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
         retrieval = self.user_vectors[rows] @ query
         blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
         order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]
@@ -275,7 +288,7 @@ def open_run(run_id: str | None = None, data_path: str | None = None) -> Recomme
     from recsys.catalog import default_run_id
     from recsys.prepare import prepare
 
-    run_id = run_id or default_run_id(data_path)
+    run_id = runs.check_run_id(run_id) if run_id is not None else default_run_id(data_path)
     if not runs.is_finished(run_id):
         raise UserError(f"no finished run {run_id!r}; train one with `python -m recsys train` or `make run`")
     run = runs.load(run_id)

@@ -1,8 +1,7 @@
 """The cached trainer: a config trains once; the same config later returns its stored run."""
 from __future__ import annotations
 
-import os
-import shutil
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -10,9 +9,10 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from recsys import fsutil, runs, taste
 from recsys import index as annoy_index
-from recsys import runs, taste
-from recsys.config import RunConfig, run_id
+from recsys.checkpoint import build_model, load_model, save_weights  # noqa: F401 - re-exported
+from recsys.config import MODEL_VERSION, RunConfig, run_id
 from recsys.errors import UserError
 from recsys.evaluate import (Scores, choose_blend, choose_taste, embed_moments, evaluate, full_softmax_loss,
                              model_inputs, model_scores)
@@ -35,18 +35,6 @@ class TrainResult:
     def to_json(self) -> dict:
         """What `python -m recsys train --json` prints."""
         return self.run.train_json(self.cached)
-
-
-def build_model(prep: Prepared, config: RunConfig) -> MultiTaskModel:
-    """A fresh, built model for `config` on `prep`'s features."""
-    preset = config.resolved_preset()
-    popularity = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
-    model = MultiTaskModel(prep.spec, preset, config.rating_weight, config.retrieval_weight,
-                           mean_rating=float(prep.train["rating"].mean()), movie_popularity=popularity)
-    rows = {k: v[:2] for k, v in prep.train.items()}
-    inputs = model_inputs(model, prep.timeline, rows)
-    model({**inputs, "movie": tf.constant(rows["movie"]), "rating": tf.constant(rows["rating"])})  # make variables
-    return model
 
 
 INPUT_KEYS = ("user", "movie", "rating", "timestamp") + POINTER_KEYS
@@ -88,14 +76,6 @@ def _batches(prep: Prepared, preset: Preset, seed: int) -> tf.data.Dataset:
     options.autotune.enabled = False
     return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size=preset.batch_size))
             .map(rows_to_batch).prefetch(2).with_options(options))
-
-
-def load_model(run: runs.Run, prep: Prepared) -> MultiTaskModel:
-    """Rebuild a stored run's model and load its best weights."""
-    model = build_model(prep, run.config)
-    with np.load(run.path / "weights.npz") as w:
-        model.set_weights([w[f"w{i}"] for i in range(len(w.files))])
-    return model
 
 
 def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, scores: Scores) -> float:
@@ -151,38 +131,50 @@ class _EpochEnd(tf.keras.callbacks.Callback):
             self.progress(event)
 
 
-def _claim(rid: str):
-    """Create the partial folder, refusing if a live process is already training it."""
-    folder = runs.partial_path(rid)
-    pid_file = folder / "pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text()), 0)
-            raise UserError(f"run {rid} is already being trained by process {pid_file.read_text()}")
-        except (ProcessLookupError, ValueError):
-            pass  # a dead trainer left it behind; start over
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    pid_file.write_text(str(os.getpid()))
-    return folder
+class TrainingDiverged(UserError):
+    """The training loss stopped being a finite number."""
+
+
+class _StopOnNonFinite(tf.keras.callbacks.Callback):
+    """End training with a one-line error as soon as an epoch's loss is NaN or infinite.
+
+    Listed before _EpochEnd, so a diverged model is never validated or kept as the best.
+    """
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and not math.isfinite(float(value)):
+                raise TrainingDiverged(f"the loss diverged at epoch {epoch + 1}; lower the learning rate "
+                                       "(or the loss weights)")
 
 
 def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn | None = None,
-          data_path: str | None = None) -> TrainResult:
-    """Train `config` (or return its stored run) and store it atomically under artifacts/runs."""
+          data_path: str | None = None, wait: bool = True) -> TrainResult:
+    """Train `config` (or return its stored run) and store it atomically under artifacts/runs.
+
+    If another process trains the same config right now, wait for it and return its run
+    (wait=False: UserError instead). A damaged, incomplete or older run of the config is
+    trained again and replaced. TrainingDiverged when the loss stops being finite.
+    """
     config.validate()
     prep = prep or prepare(data_path, config.split_seed, config.split)
     rid = run_id(config, prep.fingerprint)
-    if runs.is_finished(rid):
-        return TrainResult(runs.load(rid), cached=True)
+    hit = runs.find(rid)
+    if hit is not None:
+        return TrainResult(hit, cached=True)
 
-    folder = _claim(rid)
-    try:
-        _fit_and_store(config, prep, rid, folder, progress)
-    finally:
+    with runs.claim(rid, wait) as folder:
+        hit = runs.find(rid)  # finished by the process we waited for
+        if hit is not None:
+            fsutil.remove_tree(folder)
+            return TrainResult(hit, cached=True)
+        try:
+            _fit_and_store(config, prep, rid, folder, progress)
+        except Exception:  # a failed run leaves nothing behind (an interrupted one leaves a .partial)
+            fsutil.remove_tree(folder)
+            raise
         (folder / "pid").unlink(missing_ok=True)  # this process no longer trains it
-    runs.finish(rid)
+        runs.finish(rid)  # under the lock: nobody publishes this run id at the same time
     return TrainResult(runs.load(rid), cached=False)
 
 
@@ -197,9 +189,11 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress)
     start = time.perf_counter()
     model.fit(_batches(prep, preset, config.seed), epochs=preset.epochs,
-              steps_per_epoch=steps, verbose=0, callbacks=[epoch_end])
+              steps_per_epoch=steps, verbose=0, callbacks=[_StopOnNonFinite(), epoch_end])
     train_seconds = time.perf_counter() - start
 
+    if epoch_end.best[2] is None:  # no epoch had a finite validation objective
+        raise TrainingDiverged("the loss diverged at epoch 1; lower the learning rate (or the loss weights)")
     model.set_weights(epoch_end.best[2])
     t = time.perf_counter()
     candidates = model.candidate_embeddings(prep.spec.n_movies)
@@ -219,7 +213,9 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     annoy_index.build(folder, candidates, list(prep.spec.movie_ids),
                       user_vectors=taste.user_vectors(candidates, counts, model.preset.temperature))
-    np.savez(folder / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    weights = save_weights(model, folder / "weights.npz")
     runs.write_json(folder / "history.json", epoch_end.history)
-    runs.write_json(folder / "config.json", {"run_id": rid, "config": config.to_dict()})
+    # Self-describing: the resolved preset, the code version and the weights' checksum.
+    runs.write_json(folder / "config.json", {"run_id": rid, "config": config.to_dict(), "format": runs.FORMAT,
+                                             "model_version": MODEL_VERSION, "weights": weights})
     runs.write_json(folder / "metrics.json", {"test": test_metrics, "info": info})  # last: marks "done"

@@ -65,6 +65,8 @@ def store(tiny_run, tmp_path, monkeypatch):
     root = tmp_path / "store"
     shutil.copytree(paths.runs_dir(), root / "runs")
     shutil.copytree(root / "runs" / run.run_id, root / "runs" / COPY_ID)
+    config = root / "runs" / COPY_ID / "config.json"
+    config.write_text(config.read_text().replace(run.run_id, COPY_ID))  # a run names its own id
     old = (root / "runs" / run.run_id / "metrics.json").stat().st_mtime - 3600
     os.utime(root / "runs" / COPY_ID / "metrics.json", (old, old))  # the copy is the older run
     monkeypatch.setenv("RECSYS_ARTIFACTS", str(root))
@@ -106,6 +108,8 @@ def test_the_current_run_comes_from_the_url_and_falls_back_when_unknown(store, n
 def test_without_a_run_in_the_url_the_default_run_wins_over_newer_ones(store):
     default = catalog.default_run_id()
     shutil.copytree(runs.run_path(COPY_ID), runs.run_path(default))  # as old as the copy
+    config = runs.run_path(default) / "config.json"
+    config.write_text(config.read_text().replace(COPY_ID, default))
     assert open_page("Home").query_params["run"] == [default]
     shutil.rmtree(runs.run_path(default))
     assert open_page("Home").query_params["run"] == [store]
@@ -154,105 +158,169 @@ def _button(at: AppTest, label: str):
 
 def test_a_cached_config_shows_its_run_at_once_without_a_job(tiny_run, monkeypatch):
     _, run = tiny_run
-    monkeypatch.setattr(jobs, "start", lambda *a, **k: pytest.fail("a cached config started a job"))
+    monkeypatch.setattr(jobs, "enqueue", lambda *a, **k: pytest.fail("a cached config was queued"))
     at = _fill(open_page("Train", run="no-such-run"), TINY_CONFIG)
     _button(at, "Train").click().run()
     assert not at.exception
     assert "Cached" in texts(at.success)
     assert {m.label: m.value for m in at.metric}["Test RMSE"] == f"{run.metrics['rmse']:.3f}"
-    assert jobs.read_state() is None and not (paths.runs_dir() / ".job.lock").exists()
+    assert jobs.status().requests == []
     assert at.query_params["run"] == [run.run_id]
 
 
-def _fake_job(monkeypatch, started: float = 1000.0, progress: dict | None = None):
-    """Replace the background trainer: record what is started, report it as running."""
-    started_configs: list[list[RunConfig]] = []
-    state = {"state": "idle"}
+class FakeQueue:
+    """Stands in for the queue: records what is enqueued; the first request trains, the rest wait."""
 
-    def start(configs):
-        started_configs.append(list(configs))
-        state.clear()
-        state.update(state="running", pid=1, configs=[asdict(c) for c in configs], done=[], run_id="r0",
-                     position=1, total=len(configs), started=started, updated=started, progress=progress)
-        return dict(state)
+    def __init__(self, progress: dict | None = None):
+        self.enqueued: list[list[RunConfig]] = []
+        self.cancelled: list[str] = []
+        self.requests: list[jobs.Request] = []
+        self.progress = progress
 
-    monkeypatch.setattr(jobs, "start", start)
-    monkeypatch.setattr(jobs, "status", lambda: dict(state))
-    monkeypatch.setattr(jobs, "is_running", lambda: state["state"] == "running")
-    monkeypatch.setattr(jobs, "history", lambda: [{**progress, "run_id": "r0"}] if progress else [])
-    return started_configs, state
+    def enqueue(self, configs, session, data_path=None):
+        self.enqueued.append(list(configs))
+        batch = f"b{len(self.enqueued)}"
+        new = [jobs.Request(id=f"{batch}-{i}", run_id=f"r{len(self.requests) + i}", config=asdict(c),
+                            requesters=[session], enqueued=1000.0 + len(self.requests) + i, estimate_seconds=30.0,
+                            batch=batch) for i, c in enumerate(configs)]
+        self.requests += new
+        return new
+
+    def status(self):
+        active = [r for r in self.requests if r.active]
+        for i, r in enumerate(active):
+            r.state = "running" if i == 0 else "queued"
+            r.position = i
+            r.progress = self.progress if i == 0 else None
+        return jobs.QueueStatus([jobs.Request(**asdict(r)) for r in self.requests], True)
+
+    def cancel(self, request_id, session):
+        self.cancelled.append(request_id)
+        r = next(r for r in self.requests if r.id == request_id)
+        r.state = "cancelled"
+        return r
+
+    def history(self):
+        running = next((r for r in self.requests if r.state == "running"), None)
+        return [{**self.progress, "request": running.id}] if self.progress and running else []
+
+    def end(self, state: str, run_id: str | None = None, error: str | None = None) -> None:
+        """The running request ends."""
+        r = next(r for r in self.requests if r.active)
+        r.state, r.error, r.finished = state, error, 1030.0
+        if run_id:
+            r.run_id = run_id
+
+
+@pytest.fixture
+def fake_queue(monkeypatch):
+    def make(progress: dict | None = None) -> FakeQueue:
+        queue = FakeQueue(progress)
+        for name in ("enqueue", "status", "cancel", "history"):
+            monkeypatch.setattr(jobs, name, getattr(queue, name))
+        return queue
+    return make
 
 
 EVENT = {"epoch": 1, "epochs": 2, "loss": 4.5, "rating_loss": 1.25, "retrieval_loss": 3.25, "val_rmse": 1.1,
          "val_top_100_accuracy": 0.5, "eta_seconds": 7.0}
 
 
-def test_a_new_config_trains_in_the_background_with_live_progress(tiny_run, monkeypatch):
-    started, _ = _fake_job(monkeypatch, progress=EVENT)
+def test_a_new_config_trains_in_the_background_with_live_progress(tiny_run, fake_queue):
+    queue = fake_queue(EVENT)
     at = _fill(open_page("Train"), replace(TINY_CONFIG, epochs=3))
     _button(at, "Train").click().run()
     assert not at.exception
-    assert started == [[replace(TINY_CONFIG, epochs=3)]]
+    assert queue.enqueued == [[replace(TINY_CONFIG, epochs=3)]]
     assert "Training in progress" in texts(at.subheader) and "another session" not in texts(at.subheader)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Rating loss"] == "1.2500" and shown["Retrieval loss"] == "3.2500" and shown["Time left"] == "7 s"
     assert "Epoch 1 of 2" in at.get("progress")[0].proto.text
     assert [c["title"] for c in charts(at)] == ["Total loss", "Rating loss", "Retrieval loss"]  # the curves so far
+    assert "Training now" in texts(at.markdown)  # where this session's request stands
 
 
 @pytest.mark.parametrize("label, weights", [("Rating only", (1.0, 0.0)), ("Retrieval only", (0.0, 1.0)),
                                             ("Joint", (1.0, 1.0))])
-def test_one_click_sets_up_each_notebook_experiment(tiny_run, monkeypatch, label, weights):
-    started, _ = _fake_job(monkeypatch)
+def test_one_click_sets_up_each_notebook_experiment(tiny_run, fake_queue, label, weights):
+    queue = fake_queue()
     at = _fill(open_page("Train"), replace(TINY_CONFIG, rating_weight=0.3, retrieval_weight=0.6, epochs=3))
     _button(at, label).click().run()
-    assert [(c.rating_weight, c.retrieval_weight, c.epochs) for c in started[0]] == [(*weights, 3)]
+    assert [(c.rating_weight, c.retrieval_weight, c.epochs) for c in queue.enqueued[0]] == [(*weights, 3)]
     assert (at.slider(key="rating_weight").value, at.slider(key="retrieval_weight").value) == weights
     assert "Loading the data" in at.get("progress")[0].proto.text  # no epoch finished yet
 
 
-def test_the_sweep_trains_eleven_rating_weights_with_retrieval_weight_one(tiny_run, monkeypatch):
-    started, _ = _fake_job(monkeypatch)
+def test_the_sweep_queues_eleven_rating_weights_with_retrieval_weight_one(tiny_run, fake_queue):
+    queue = fake_queue()
     at = _fill(open_page("Train"), TINY_CONFIG)
     _button(at, "Sweep").click().run()
-    (configs,) = started
+    (configs,) = queue.enqueued
     assert [c.rating_weight for c in configs] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert {(c.retrieval_weight, c.epochs, c.batch_size) for c in configs} == {(1.0, 2, 64)}
     assert "Run 1 of 11" in texts(at.markdown)
+    assert "Waiting: 10 in line" in texts(at.markdown)
 
 
-def test_a_second_session_sees_the_running_job_instead_of_starting_one(tiny_run, monkeypatch):
-    started, state = _fake_job(monkeypatch, progress=EVENT)
-    jobs.start([replace(TINY_CONFIG, epochs=5)])  # "another session" started this one
+def test_a_second_session_queues_behind_the_running_request(tiny_run, fake_queue):
+    queue = fake_queue(EVENT)
+    queue.enqueue([replace(TINY_CONFIG, epochs=5)], "another-session")
     at = _fill(open_page("Train"), replace(TINY_CONFIG, epochs=3))
-    assert "started in another session" in texts(at.subheader)
+    assert "requested in another session" in texts(at.subheader)
     _button(at, "Train").click().run()
-    assert len(started) == 1  # nothing new started
-    assert "A training job is already running" in texts(at.warning)
+    assert len(queue.enqueued) == 2  # queued, not refused
+    assert "Next in line" in texts(at.markdown)
 
 
-def test_bad_weights_say_why_and_start_nothing(tiny_run, monkeypatch):
-    started, _ = _fake_job(monkeypatch)
+def test_the_requester_cancels_a_request(tiny_run, fake_queue):
+    queue = fake_queue()
+    at = _fill(open_page("Train"), replace(TINY_CONFIG, epochs=3))
+    _button(at, "Train").click().run()
+    _button(at, "Cancel").click().run()
+    assert queue.cancelled == [queue.requests[0].id]
+    assert not at.exception and "Cancelled" in texts(at.info)
+
+
+def test_bad_weights_say_why_and_start_nothing(tiny_run, fake_queue):
+    queue = fake_queue()
     at = _fill(open_page("Train"), replace(TINY_CONFIG, rating_weight=0.0, retrieval_weight=0.0, epochs=3))
     _button(at, "Train").click().run()
-    assert not at.exception and started == []
+    assert not at.exception and queue.enqueued == []
     assert "At least one of the rating and retrieval weights must be above 0" in texts(at.warning)
 
 
-def test_a_failed_job_shows_its_error_not_a_traceback_on_the_page(tiny_run, monkeypatch):
-    monkeypatch.setattr(jobs, "status", lambda: {"state": "failed", "error": "MemoryError: too big",
-                                                 "traceback": "Traceback ...", "started": 1.0, "updated": 2.0})
+def test_a_request_over_the_time_limit_is_refused_with_its_estimate(tiny_run, monkeypatch):
+    monkeypatch.setattr(jobs, "_ensure_worker", lambda state: None)  # the real queue, no trainer
     at = open_page("Train")
-    assert "The last training job failed: MemoryError" in texts(at.error)
+    at.number_input(key="epochs").set_value(1000)
+    at.selectbox(key="preset").set_value("seed")
+    _button(at, "Train").click().run()
+    assert not at.exception
+    assert "over the limit of 15 min" in texts(at.warning)
+    assert jobs.status().requests == []
+    assert "trains for up to" in texts(at.caption)  # the estimate is on the page
 
 
-def test_a_finished_job_shows_its_runs_metrics(tiny_run, monkeypatch):
+def test_a_failed_request_shows_its_one_line_error(tiny_run, fake_queue):
+    queue = fake_queue()
+    at = _fill(open_page("Train"), replace(TINY_CONFIG, epochs=3))
+    _button(at, "Train").click().run()
+    queue.end("failed", error="the loss diverged at epoch 3; lower the learning rate")
+    at.run()
+    assert "Training failed: the loss diverged at epoch 3" in texts(at.error)
+    assert not at.exception
+
+
+def test_a_finished_request_shows_its_runs_metrics_and_becomes_current(tiny_run, fake_queue):
     _, run = tiny_run
-    monkeypatch.setattr(jobs, "status", lambda: {"state": "done", "done": [{"run_id": run.run_id, "cached": False}],
-                                                 "started": 1.0, "finished": 30.0, "updated": 30.0})
-    at = open_page("Train")
+    queue = fake_queue()
+    at = _fill(open_page("Train", run="no-such-run"), replace(TINY_CONFIG, epochs=3))
+    _button(at, "Train").click().run()
+    queue.end("done", run_id=run.run_id)
+    at.run()
     assert "Last training job" in texts(at.subheader)
     assert {m.label: m.value for m in at.metric}["Top-100 accuracy"] == f"{run.metrics['top_100_accuracy']:.1%}"
+    assert at.query_params["run"] == [run.run_id]
 
 
 # --------------------------------------------------------------------------- compare

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from recsys import paths
+from recsys import fsutil, paths
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium stalls on a closed network.
@@ -67,16 +67,18 @@ def _stop_server(proc: subprocess.Popen) -> None:
 
 
 def _stop_trainer(store: Path) -> None:
-    """The trainer runs in its own session, so it outlives the server: end it too."""
+    """The queue's worker runs in its own session, so it outlives the server: end it too."""
     try:
-        job = json.loads((store / "runs" / ".job.json").read_text())
+        queue = json.loads((store / "runs" / ".queue" / "queue.json").read_text())
     except (OSError, ValueError):
         return
-    if job.get("state") == "running" and job.get("pid"):
-        try:
-            os.killpg(job["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    workers = [r.get("worker") for r in queue.get("requests", [])] + [queue.get("spawned")]
+    for worker in filter(None, workers):
+        if fsutil.ProcessId.from_dict(worker) and fsutil.ProcessId.from_dict(worker).alive():
+            try:
+                os.killpg(worker["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture
@@ -100,6 +102,7 @@ def server(tmp_path):
     try:
         _wait_healthy(url, proc, log)
         yield url
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]  # the server logged no error
     finally:
         _stop_server(proc)
         _stop_trainer(store)
@@ -142,6 +145,8 @@ def test_train_compare_recommend_and_search_in_a_real_browser(server):
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Console errors too: a failed resource (the favicon's 500) shows only there.
+        page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
         try:
             _journey(page, server)
         finally:

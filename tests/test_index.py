@@ -102,18 +102,19 @@ def test_build_publishes_the_index_with_its_meta(tmp_path):
     np.testing.assert_allclose(loaded.movies.get_item_vector(3), cands[3], rtol=1e-6)
 
 
-def test_load_mmaps_the_files(tmp_path):
+def test_load_maps_a_private_copy_so_later_damage_cannot_reach_it(tmp_path):
     index.build(tmp_path, _vectors(50), _ids(50))
     loaded = index.load(tmp_path)
     with open(f"/proc/{os.getpid()}/maps") as maps:
         mapped = maps.read()
-    assert str(tmp_path / "index" / "users.ann") in mapped
-    assert str(tmp_path / "index" / "movies.ann") in mapped
-    assert loaded.users.get_n_items() == 50
+    assert str(tmp_path / "index" / "users.ann") not in mapped and "recsys-annoy-" in mapped
+    (tmp_path / "index" / "users.ann").write_bytes(b"")  # truncated under a live index
+    assert len(loaded.user_neighbours(_vectors(1, seed=3)[0], 5)) == 5
 
 
 def test_builds_are_deterministic(tmp_path):
     cands, queries = _vectors(), _vectors(10, seed=1)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()  # a build never creates its run's folder
     a, b = index.build(tmp_path / "a", cands, _ids(300)), index.build(tmp_path / "b", cands, _ids(300))
     for name in ("users.ann", "movies.ann", "meta.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name

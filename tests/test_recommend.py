@@ -396,8 +396,10 @@ def test_build_index_replaces_a_cached_index(run_copy):
 
 
 def test_open_run_of_an_unknown_run_is_a_user_error(tiny_run):
-    with pytest.raises(UserError, match="no finished run 'nope'"):
+    with pytest.raises(UserError, match="'nope' is not a run id"):
         open_run("nope")
+    with pytest.raises(UserError, match="no finished run '0123456789ab'"):
+        open_run("0123456789ab")
 
 
 # --------------------------------------------------------------------------- CLI, in process
@@ -492,10 +494,10 @@ def _cli(*args, env=None):
 
 
 def test_cli_process_recommend_for_a_missing_run_exits_2(tmp_path):
-    out = _cli("recommend", "--user", "1", "--run", "nonexistent")
+    out = _cli("recommend", "--user", "1", "--run", "0123456789ab")
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no finished run 'nonexistent'"), out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: no finished run '0123456789ab'"), out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 

@@ -64,15 +64,19 @@ def test_an_interrupted_run_never_looks_finished_and_is_retrained(prep):
     assert not runs.partial_path(rid).exists()
 
 
-def test_a_live_trainer_blocks_a_second_one(prep):
-    rid = run_id(TINY_CONFIG, prep.fingerprint)
-    folder = runs.partial_path(rid)
-    folder.mkdir(parents=True)
-    (folder / "pid").write_text(str(os.getpid()))  # this very process: alive
+def test_a_live_trainer_blocks_a_second_one_and_a_stale_pid_does_not(prep):
+    from recsys import fsutil
     from recsys.errors import UserError
 
-    with pytest.raises(UserError, match="already being trained"):
-        train(TINY_CONFIG, prep=prep)
+    rid = run_id(TINY_CONFIG, prep.fingerprint)
+    with fsutil.flock(runs.lock_path(rid)):  # another trainer holds the run's lock
+        with pytest.raises(UserError, match="already being trained"):
+            train(TINY_CONFIG, prep=prep, wait=False)
+    assert not runs.is_finished(rid)
+    # A partial folder naming a live but unrelated process (pid 1) blocks nothing: only the lock counts.
+    runs.partial_path(rid).mkdir(parents=True)
+    (runs.partial_path(rid) / "pid").write_text("1")
+    assert not train(TINY_CONFIG, prep=prep, wait=False).cached
 
 
 def test_stored_weights_reproduce_the_stored_metrics(prep):
