@@ -154,11 +154,31 @@ def _best(prep: Prepared, candidates: list[Fitted]) -> Fitted:
 
 
 FIT = {"popularity": popularity, "ease": ease, "itemknn": itemknn}
+LABELS = {"popularity": "Popularity", "ease": "EASE", "itemknn": "Item-kNN"}
+
+
+def check_name(name: str) -> str:
+    """The baseline's name, or a UserError listing the valid ones."""
+    if name not in FIT:
+        from recsys.errors import UserError
+
+        raise UserError(f"unknown baseline {name!r}; choose one of: {', '.join(FIT)}")
+    return name
 
 
 def fit(name: str, prep: Prepared) -> Fitted:
-    """Fit one baseline by name."""
-    return FIT[name](prep)
+    """Fit one baseline by name, choosing its setting on validation."""
+    return FIT[check_name(name)](prep)
+
+
+def refit(name: str, prep: Prepared, params: dict) -> Fitted:
+    """Fit one baseline with a setting chosen before (`metrics(...)[name]["params"]`)."""
+    n_users, n_movies = prep.spec.n_users, prep.spec.n_movies
+    if check_name(name) == "ease":
+        return ease_fit(prep.train, n_users, n_movies, params["lambda"])
+    if name == "itemknn":
+        return itemknn_fit(prep.train, n_users, n_movies, params["k"])
+    return popularity(prep)
 
 
 def metrics(prep: Prepared, names: tuple[str, ...] = NAMES) -> dict[str, dict]:

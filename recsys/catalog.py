@@ -4,6 +4,7 @@ from __future__ import annotations
 from recsys import data, runs
 from recsys.config import RunConfig, run_id
 from recsys.errors import UserError
+from recsys.split import DEFAULT_SEED
 
 DEFAULT_CONFIG = RunConfig(rating_weight=1.0, retrieval_weight=1.0, preset="default")
 
@@ -47,7 +48,7 @@ def damaged_runs() -> list[dict]:
     return [d.summary() for d in runs.scan()[1]]
 
 
-def baselines(data_path: str | None = None, split_seed: int = 42, split: str = "random") -> dict[str, dict]:
+def baselines(data_path: str | None = None, split_seed: int = DEFAULT_SEED, split: str = "random") -> dict[str, dict]:
     """Popularity, EASE and item-kNN test metrics on the same split as the runs (cached on disk)."""
     from recsys.baselines import cached_metrics
     from recsys.prepare import prepare
@@ -55,6 +56,6 @@ def baselines(data_path: str | None = None, split_seed: int = 42, split: str = "
     return cached_metrics(prepare(data_path, split_seed, split))
 
 
-def popularity_baseline(data_path: str | None = None, split_seed: int = 42) -> dict:
+def popularity_baseline(data_path: str | None = None, split_seed: int = DEFAULT_SEED) -> dict:
     """The popularity baseline's test metrics, on the same split as the runs."""
     return baselines(data_path, split_seed)["popularity"]

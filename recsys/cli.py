@@ -11,6 +11,7 @@ import numpy as np
 
 from recsys.datasets import NAMES as DATASET_NAMES
 from recsys.errors import UserError
+from recsys.split import DEFAULT_SEED
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up noise off the CLI
 
@@ -71,14 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=_float)
     t.add_argument("--optimizer")
     t.add_argument("--seed", type=_int, default=42)
-    t.add_argument("--split-seed", type=_int, default=42)
+    t.add_argument("--split-seed", type=_int, default=DEFAULT_SEED)
     t.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
     t.add_argument("--data", help="a GroupLens ml-100k folder or zip")
     t.add_argument("--json", action="store_true")
 
     b = sub.add_parser("baselines", help="popularity, EASE and item-kNN on the same split and metrics")
     b.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
-    b.add_argument("--split-seed", type=_int, default=42)
+    b.add_argument("--split-seed", type=_int, default=DEFAULT_SEED)
     b.add_argument("--data", help="a GroupLens ml-100k folder or zip")
     b.add_argument("--json", action="store_true")
 

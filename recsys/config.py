@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from recsys import presets
 from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
-from recsys.split import check_protocol
+from recsys.split import DEFAULT_SEED, check_protocol
 
 # Bump when a code change alters what a config trains to, so old runs are not reused.
 MODEL_VERSION = "4"
@@ -30,7 +30,7 @@ class RunConfig:
     learning_rate: float | None = None
     optimizer: str | None = None
     seed: int = 42
-    split_seed: int = 42
+    split_seed: int = DEFAULT_SEED
     split: str = "random"  # the evaluation protocol (recsys/split.py)
 
     def validate(self) -> "RunConfig":

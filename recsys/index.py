@@ -103,11 +103,12 @@ def build(run_folder: Path, candidates: np.ndarray, movie_ids: list[str], n_tree
         raise UserError(f"run {run_folder.name} is not stored any more") from None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the published index is as readable as before
-        augmented, max_norm = augment_candidates(user_vectors)
+        augmented, _ = augment_candidates(user_vectors)
         build_annoy(augmented, "angular", n_trees).save(str(tmp / "users.ann"))
         build_annoy(candidates, "angular", n_trees).save(str(tmp / "movies.ann"))
         meta = {"n_trees": n_trees, "search_k": search_k, "dim": int(candidates.shape[1]),
-                "user_dim": int(user_vectors.shape[1]), "n_items": int(len(candidates)), "max_norm": max_norm, "movie_ids": list(movie_ids),
+                "user_dim": int(user_vectors.shape[1]), "n_items": int(len(candidates)),
+                "movie_ids": list(movie_ids),
                 "files": {name: fsutil.file_record(tmp / name) for name in FILES}}
         fsutil.write_json(tmp / "meta.json", meta)
         try:

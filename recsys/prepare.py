@@ -8,7 +8,7 @@ import numpy as np
 
 from recsys import data, features
 from recsys.history import Pointers, Timeline, per_user_items
-from recsys.split import Split, split
+from recsys.split import DEFAULT_SEED, Split, split
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Prepared:
     test: dict[str, np.ndarray]
     timeline: Timeline  # the training part in time order: where histories come from
     protocol: str = "random"
-    split_seed: int = 42
+    split_seed: int = DEFAULT_SEED
 
     @property
     def fingerprint(self) -> str:
@@ -70,7 +70,7 @@ def latest_times(part: dict[str, np.ndarray], n_users: int, fallback: float) -> 
     return np.where(np.isfinite(latest), latest, fallback)
 
 
-def prepare_from(ml: data.MovieLens, split_seed: int = 42, protocol: str = "random") -> Prepared:
+def prepare_from(ml: data.MovieLens, split_seed: int = DEFAULT_SEED, protocol: str = "random") -> Prepared:
     """Split `ml`, fit features on the training part and encode all three parts."""
     sp = split(ml, seed=split_seed, protocol=protocol)
     train, val, test = sp.frames(ml.ratings)
@@ -86,6 +86,6 @@ def prepare_from(ml: data.MovieLens, split_seed: int = 42, protocol: str = "rand
 
 
 @functools.lru_cache(maxsize=4)
-def prepare(data_path: str | None = None, split_seed: int = 42, protocol: str = "random") -> Prepared:
+def prepare(data_path: str | None = None, split_seed: int = DEFAULT_SEED, protocol: str = "random") -> Prepared:
     """Load the data (first available source) and prepare it; cached per process."""
     return prepare_from(data.load(data_path), split_seed, protocol)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import index as annoy_index
-from recsys import moviemap, newuser, ranking, runs, search, taste
+from recsys import baselines, moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
 from recsys.checkpoint import load_model
 from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
@@ -61,6 +61,7 @@ class Recommender:
         # Every user's queries at once: an answer then calls the model only for the ratings.
         self.now_queries, self.user_sides, self.queries = self._all_queries()
         self._map: pd.DataFrame | None = None
+        self._baselines: dict[str, baselines.Fitted] = {}
         self.map_variance: np.ndarray | None = None
         if build_index and not annoy_index.exists(run.path):
             self.build_index()
@@ -207,6 +208,24 @@ class Recommender:
         sim = unit[np.asarray(movies, int)] @ unit[pool].T
         best = np.argsort(-sim, axis=1, kind="stable")[:, :n]
         return [pool[b].tolist() for b in best]
+
+    def baseline(self, name: str, user_id, k: int = 10) -> pd.DataFrame:
+        """A classic baseline's top-k for a user (recsys/baselines.py), rated movies left out:
+        its score and, where it predicts ratings, its predicted rating. Fitted on the run's
+        training part, with the setting chosen on validation, once per baseline."""
+        k = check_k(k)
+        row = self.user_row(user_id)
+        with self._model_lock:  # one fit per baseline, even with many sessions asking at once
+            if name not in self._baselines:
+                params = baselines.cached_metrics(self.prep)[baselines.check_name(name)]["params"]
+                self._baselines[name] = baselines.refit(name, self.prep, params)
+        fitted = self._baselines[name]
+        top = annoy_index.exact_top_k(fitted.user_scores[row], k, self.rated[row])
+        out = pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[r] for r in top], "title": self.titles[top],
+                            "score": fitted.user_scores[row, top]})
+        if fitted.ratings is not None:
+            out["predicted_rating"] = fitted.ratings[row, top]
+        return out
 
     def similar(self, movie_id, k: int = 10, method: str = "annoy") -> pd.DataFrame:
         """Movies most like `movie_id` by cosine similarity of their embeddings."""

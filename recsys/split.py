@@ -19,6 +19,7 @@ from recsys.data import MovieLens
 from recsys.errors import UserError
 
 PROTOCOLS = ("random", "temporal")
+DEFAULT_SEED = 42  # the seed notebook's split
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.1  # of what remains for training
 
@@ -43,14 +44,14 @@ def check_protocol(protocol: str) -> str:
     return protocol
 
 
-def split(ml: MovieLens, seed: int = 42, protocol: str = "random") -> Split:
+def split(ml: MovieLens, seed: int = DEFAULT_SEED, protocol: str = "random") -> Split:
     """The three parts of `ml.ratings` under `protocol` (the seed matters for "random" only)."""
     if check_protocol(protocol) == "temporal":
         return temporal_split(ml.ratings)
     return random_split(len(ml.ratings), seed)
 
 
-def random_split(n: int, seed: int = 42) -> Split:
+def random_split(n: int, seed: int = DEFAULT_SEED) -> Split:
     """Shuffle the canonical order with `seed`; 80% train (its last 10% is validation), 20% test.
 
     The ratings are already in canonical (user, movie, timestamp) order, so the

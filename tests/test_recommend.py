@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import synthetic
-from recsys import index, newuser, paths, runs, taste
+from recsys import baselines, index, newuser, paths, runs, taste
 from recsys.cli import main
 from recsys.errors import UserError
 from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
@@ -522,3 +522,19 @@ def test_cli_process_on_the_tiny_run(tiny_run):
     assert bad.returncode == 2, bad.stderr
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: unknown user id '99999'"), bad.stderr
+
+
+@pytest.mark.parametrize("name", ["popularity", "ease", "itemknn"])
+def test_a_baselines_list_for_a_user_leaves_rated_movies_out(rec, name):
+    top = rec.baseline(name, "6", k=5)
+    assert len(top) == 5 and not set(top.movie_id) & _rated_ids("6")
+    assert top.score.is_monotonic_decreasing
+    assert ("predicted_rating" in top) == (name != "ease")
+    fitted = baselines.refit(name, rec.prep, baselines.cached_metrics(rec.prep)[name]["params"])
+    row = rec.user_row("6")
+    np.testing.assert_allclose(top.score, fitted.user_scores[row, [rec.movie_row(m) for m in top.movie_id]])
+
+
+def test_an_unknown_baseline_is_a_user_error(rec):
+    with pytest.raises(UserError, match="unknown baseline 'svd'"):
+        rec.baseline("svd", "1")
