@@ -75,7 +75,7 @@ def _query(model: MultiTaskModel, inputs: dict) -> tf.Tensor:
 
 @tf.function(reduce_retracing=True)
 def _user_side(model: MultiTaskModel, inputs: dict) -> tf.Tensor:
-    return model.rating_head.user_side(inputs["session_rating"], inputs.get("history"))
+    return model.rating_head.user_side(inputs["session_rating"])
 
 
 def encode_queries(model: MultiTaskModel, inputs: dict[str, tf.Tensor]) -> tuple[np.ndarray, np.ndarray]:

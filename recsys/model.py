@@ -44,11 +44,10 @@ class CandidateTower(tf.keras.Model):
 
 class RatingHead(tf.keras.Model):
     """An MLP over both embeddings, plus optional learned biases and matrix-factorisation
-    term, the offset of the user's session ratings from the mean, and (SVD++-style) the
-    user's whole rated history added to their factor.
+    term, and the offset of the user's session ratings from the mean.
 
     What the head reads of a user's ratings is summed up once per query (`user_side`),
-    so scoring many movies for one query never copies the history per movie.
+    so scoring many movies for one query never copies the ratings per movie.
     """
 
     def __init__(self, spec: FeatureSpec, preset: Preset, mean_rating: float):
@@ -63,7 +62,6 @@ class RatingHead(tf.keras.Model):
             self.user_bias = tf.keras.layers.Embedding(spec.n_users + 1, 1, embeddings_initializer=zeros)
             self.movie_bias = tf.keras.layers.Embedding(spec.n_movies, 1, embeddings_initializer=zeros)
         self.factors = preset.rating_factors
-        self.rated_history = bool(preset.rating_history and self.factors)
         if self.factors:
             # Own factors: the towers' embeddings are shaped mostly by retrieval.
             reg = l2_regularizer(preset.rating_factor_l2)
@@ -71,37 +69,16 @@ class RatingHead(tf.keras.Model):
                 tf.keras.layers.Embedding(n, self.factors, embeddings_regularizer=reg,
                                           embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
                 for n in (spec.n_users + 1, spec.n_movies))
-        if self.rated_history:
-            self.rated_factor = self.add_weight(name="rated_factor", shape=(spec.n_movies, self.factors),
-                                                initializer=tf.keras.initializers.RandomNormal(stddev=0.01),
-                                                regularizer=l2_regularizer(preset.rating_factor_l2))
 
-    @property
-    def user_side_width(self) -> int:
-        """Columns of `user_side`: the session offset, then the rated-history vector."""
-        return (1 if self.context_size else 0) + (self.factors if self.rated_history else 0)
-
-    def user_side(self, session_rating: tf.Tensor | None, history: tf.Tensor | None) -> tf.Tensor:
-        """[n, user_side_width]: what the head reads of each query's ratings.
-
-        `session_rating` is [n, any], the session's stars latest first (0: none);
-        `history` is [n, movies], the stars of every movie rated before (0: not rated).
-        """
-        parts = []
-        if self.context_size:
-            ratings = session_rating[:, :self.context_size]
-            given = tf.cast(ratings > 0, tf.float32)
-            offset = tf.reduce_sum((ratings - self.mean_rating) * given, 1, keepdims=True)
-            parts.append(offset / tf.maximum(tf.reduce_sum(given, 1, keepdims=True), 1.0))
-        if self.rated_history:
-            rated = tf.cast(history > 0, tf.float32)
-            count = tf.reduce_sum(rated, 1, keepdims=True)
-            # Each rated movie pulls the user's factor by how far its stars sit from the mean.
-            parts.append(tf.matmul((history - self.mean_rating) * rated, self.rated_factor)
-                         / tf.sqrt(tf.maximum(count, 1.0)))
-        if not parts:
-            return tf.zeros([tf.shape(session_rating if session_rating is not None else history)[0], 0])
-        return tf.concat(parts, axis=1)
+    def user_side(self, session_rating: tf.Tensor) -> tf.Tensor:
+        """[n, 1 or 0]: what the head reads of each query's ratings, the session's mean
+        offset from the global mean (`session_rating` is [n, any], latest first, 0: none)."""
+        if not self.context_size:
+            return tf.zeros([tf.shape(session_rating)[0], 0])
+        ratings = session_rating[:, :self.context_size]
+        given = tf.cast(ratings > 0, tf.float32)
+        offset = tf.reduce_sum((ratings - self.mean_rating) * given, 1, keepdims=True)
+        return offset / tf.maximum(tf.reduce_sum(given, 1, keepdims=True), 1.0)
 
     def call(self, query: tf.Tensor, candidate: tf.Tensor, user: tf.Tensor, movie: tf.Tensor,
              user_side: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
@@ -111,10 +88,7 @@ class RatingHead(tf.keras.Model):
             inputs.append(user_side[:, :1])
         out = self.mlp(tf.concat(inputs, axis=1), training=training)
         if self.factors:
-            user_factor = self.user_factor(user)
-            if self.rated_history:
-                user_factor = user_factor + user_side[:, -self.factors:]
-            out = out + tf.reduce_sum(user_factor * self.movie_factor(movie), 1, keepdims=True)
+            out = out + tf.reduce_sum(self.user_factor(user) * self.movie_factor(movie), 1, keepdims=True)
         if self.use_bias:
             out = out + self.mean_rating + self.user_bias(user) + self.movie_bias(movie)
         return out
@@ -156,7 +130,7 @@ class MultiTaskModel(tfrs.Model):
         query = self.query_tower(features, training=training)
         distinct, row, counts = tf.unique_with_counts(features["movie"])
         candidates = self.candidate_tower(distinct, training=training)
-        side = self.rating_head.user_side(features.get("session_rating"), features.get("history"))
+        side = self.rating_head.user_side(features["session_rating"])
         rating = self.rating_head(query, tf.gather(candidates, row), features["user"], features["movie"], side,
                                   training=training)
         return query, candidates, distinct, row, counts, rating

@@ -18,7 +18,6 @@ class Preset:
     rating_bias: bool = False  # learned global, user and movie biases in the rating head
     rating_factors: int = 0  # size of the rating head's own user and movie factors (0 = none)
     rating_factor_l2: float = 0.0
-    rating_history: bool = False  # SVD++: the user's rated history, by stars, moves their factor
     retrieval_reduction: str = "sum"  # TFRS's default: summed over the batch
     logq_correction: bool = False
     remove_accidental_hits: bool = False
@@ -48,8 +47,8 @@ class Preset:
 
     @property
     def reads_history(self) -> bool:
-        """Whether a query needs its whole history (the tower's bag or the head's rated history)."""
-        return bool(self.history_dim or (self.rating_history and self.rating_factors))
+        """Whether a query needs its whole history as a row over the catalogue (the tower's bag)."""
+        return bool(self.history_dim)
 
 PRESETS: dict[str, Preset] = {
     # The notebook: deep towers, deep rating head, Ranger (RAdam + Lookahead), batch 8192.
@@ -64,11 +63,10 @@ PRESETS: dict[str, Preset] = {
         rating_bias=True,
         rating_factors=16,
         rating_factor_l2=1e-4,
-        rating_history=True,
         context_size=10,
         context_rating=True,
         history_dim=64,
-        session_dropout=0.5,
+        session_dropout=0.25,
         id_dropout=0.1,
         retrieval_reduction="mean",
         logq_correction=True,

@@ -160,22 +160,9 @@ def test_rating_head_adds_biases_factors_and_the_session_offset(prep):
     user, movie = tf.constant([0, 1, 2]), tf.constant([3, 4, 5])
     ratings = tf.constant([[5.0, 3.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     ratings = tf.pad(ratings, [[0, 0], [0, model.preset.context_size - 3]])
-    history = tf.zeros([3, prep.spec.n_movies])
-    got = head(query, candidate, user, movie, head.user_side(ratings, history)).numpy().ravel()
+    got = head(query, candidate, user, movie, head.user_side(ratings)).numpy().ravel()
     offset = np.array([[4.0 - head.mean_rating], [1.0 - head.mean_rating], [0.0]], np.float32)
     mlp = head.mlp(tf.concat([query, candidate, offset], 1)).numpy().ravel()
-    factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)  # no history: no shift
+    factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)
     biases = head.user_bias(user).numpy().ravel() + head.movie_bias(movie).numpy().ravel()
     np.testing.assert_allclose(got, mlp + factors + biases + head.mean_rating, rtol=1e-5, atol=1e-5)
-
-
-def test_rated_history_moves_the_users_factor_svdpp_style(prep):
-    model = build_model(prep, RunConfig())
-    head = model.rating_head
-    assert head.rated_history
-    history = np.zeros((1, prep.spec.n_movies), np.float32)
-    history[0, [2, 5]] = [5.0, 1.0]
-    side = head.user_side(tf.zeros([1, 0]), tf.constant(history)).numpy()[0]
-    y = head.rated_factor.numpy()
-    expected = ((5.0 - head.mean_rating) * y[2] + (1.0 - head.mean_rating) * y[5]) / np.sqrt(2)
-    np.testing.assert_allclose(side[-head.factors:], expected, rtol=1e-5)
