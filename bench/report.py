@@ -135,11 +135,12 @@ def _cost_targets(r: dict) -> str:
 
 
 def _protocols(r: dict) -> str:
-    text = ["## Both protocols: the default, its ablations and the classic baselines\n",
-            "`default-no-session` drops the session (the latest 10 ratings), `default-no-history` the "
-            "whole-history bag. Baselines are fitted on the same training ratings; each one's setting was "
-            "chosen on validation. Unsuffixed user-level metrics rank by the first stage; \"ranked\" by the "
-            "two-stage order.\n"]
+    text = ["## Both protocols: the default, its variants and the classic baselines\n",
+            "`default, now only` is the default run with each user's list asked at their latest moment alone "
+            "(no long-term taste); `default-no-session` drops the session (the latest 10 ratings); "
+            "`default-with-history-bag` adds the whole-history bag to the query tower. Baselines are fitted on "
+            "the same training ratings; each one's setting was chosen on validation. Unsuffixed user-level "
+            "metrics rank by the first stage; \"ranked\" by the two-stage order.\n"]
     for protocol, rows in r["protocols"].items():
         text.append(f"### {protocol} split\n")
         text.append(_metric_table(rows) + "\n")

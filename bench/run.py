@@ -35,7 +35,8 @@ from recsys.newuser import cold_start_metrics  # noqa: E402
 from recsys.prepare import prepare  # noqa: E402
 from recsys.recommend import Recommender  # noqa: E402
 from recsys.split import PROTOCOLS  # noqa: E402
-from recsys.taste import Taste  # noqa: E402
+from recsys.ranking import Blend  # noqa: E402
+from recsys.taste import NOW, Taste  # noqa: E402
 from recsys.train import load_model, train  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
@@ -52,9 +53,9 @@ def _with_artifacts(name: str) -> None:
     os.environ["RECSYS_ARTIFACTS"] = str(WORK / name)
 
 
-def _register_ablations() -> None:
+def _register_variants() -> None:
     # Built at run time; a stored run carries its resolved preset, so it reopens anywhere.
-    for name, overrides in experiments.ABLATIONS.items():
+    for name, overrides in experiments.VARIANTS.items():
         presets.PRESETS[name] = replace(presets.PRESETS["default"], **overrides)
 
 
@@ -100,20 +101,35 @@ def full_default_run() -> dict:
 
 
 def protocols() -> dict:
-    """Each protocol: the default, its ablations and the classic baselines, every metric."""
-    _register_ablations()
+    """Each protocol: the default, its variants and the classic baselines, every metric.
+
+    "default, now only" is the default run with each user's list asked at their latest
+    moment alone: what the long-term taste (recsys/taste.py) adds.
+    """
+    _register_variants()
     out = {}
     for protocol in PROTOCOLS:
         _with_artifacts(f"protocol-{protocol}")
         prep = prepare(None, 42, protocol)
         rows = {}
-        for name in ("default", *experiments.ABLATIONS):
+        for name in ("default", *experiments.VARIANTS):
             log(f"{protocol} split: {name}")
-            rows[name] = _row(train(RunConfig(1.0, 1.0, preset=name, split=protocol), prep=prep).run)
+            run = train(RunConfig(1.0, 1.0, preset=name, split=protocol), prep=prep).run
+            rows[name] = _row(run)
+            if name == "default":
+                rows["default, now only"] = _now_only(run, prep)
         log(f"{protocol} split: baselines")
         rows.update(baselines.metrics(prep))
         out[protocol] = rows
     return out
+
+
+def _now_only(run, prep) -> dict:
+    """The run's test metrics with every user's list asked at their latest moment only."""
+    chosen = Taste.from_dict(run.info["taste"])
+    scores = model_scores(load_model(run, prep), prep, "test", user_taste=Taste(NOW, chosen.prior))
+    return {**evaluate(scores, prep, "test", Blend.from_dict(run.info["blend"])), "taste": {"horizon": NOW,
+                                                                                       "prior": chosen.prior}}
 
 
 def robustness() -> dict:

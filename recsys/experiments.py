@@ -14,9 +14,10 @@ from recsys.glossary import METRICS
 
 NOTEBOOK = {"rating only": (1.0, 0.0), "retrieval only": (0.0, 1.0), "joint": (1.0, 1.0)}
 SWEEP = tuple(round(i / 10, 1) for i in range(11))  # rating weights; retrieval weight 1
-# The default preset without one of its query features: what each one buys.
-ABLATIONS = {"default-no-session": {"context_size": 0, "context_rating": False, "session_dropout": 0.0},
-             "default-no-history": {"history_dim": 0}}
+# The default preset changed in one place, to see what that part buys: without the
+# session, and with the whole-history bag in the query tower too (recsys/layers.py).
+VARIANTS = {"default-no-session": {"context_size": 0, "context_rating": False, "session_dropout": 0.0},
+            "default-with-history-bag": {"history_dim": 64}}
 
 
 def notebook_configs(base: RunConfig) -> dict[str, RunConfig]:

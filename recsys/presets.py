@@ -65,7 +65,6 @@ PRESETS: dict[str, Preset] = {
         rating_factor_l2=1e-4,
         context_size=10,
         context_rating=True,
-        history_dim=64,
         session_dropout=0.25,
         id_dropout=0.1,
         retrieval_reduction="mean",
