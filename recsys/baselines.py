@@ -42,15 +42,14 @@ class Fitted:
 
     def scores(self, prep: Prepared, part: str) -> Scores:
         """The baseline's `Scores` on a part: every query of a user gets the user's row."""
-        data, _ = part_of(prep, part)
-        users = data["user"]
-        ratings = self.ratings
+        ev = part_of(prep, part)
+        users, ratings = ev.pairs["user"], self.ratings
         return Scores(
             pair_scores=lambda rows: self.user_scores[users[rows]],
-            pair_ratings=None if ratings is None else ratings[users, data["movie"]],
-            user_scores=self.user_scores,
+            pair_ratings=None if ratings is None else ratings[users, ev.pairs["movie"]],
+            user_scores=self.user_scores[ev.users],
             user_ratings=None if ratings is None else (
-                lambda movies: np.take_along_axis(ratings, np.maximum(movies, 0), 1)))
+                lambda movies: np.take_along_axis(ratings[ev.users], np.maximum(movies, 0), 1)))
 
 
 def interactions(train: dict[str, np.ndarray], n_users: int, n_movies: int) -> np.ndarray:

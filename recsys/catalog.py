@@ -11,7 +11,7 @@ DEFAULT_CONFIG = RunConfig(rating_weight=1.0, retrieval_weight=1.0, preset="defa
 
 def config_run_id(config: RunConfig, data_path: str | None = None) -> str:
     """The run id `config` has on the current data, computed without TensorFlow."""
-    return run_id(config, data.load(data_path).fingerprint())
+    return run_id(config, data.load(data_path, dataset=config.dataset).fingerprint())
 
 
 def default_run_id(data_path: str | None = None) -> str:
@@ -48,12 +48,13 @@ def damaged_runs() -> list[dict]:
     return [d.summary() for d in runs.scan()[1]]
 
 
-def baselines(data_path: str | None = None, split_seed: int = DEFAULT_SEED, split: str = "random") -> dict[str, dict]:
+def baselines(data_path: str | None = None, split_seed: int = DEFAULT_SEED, split: str = "random",
+              dataset: str | None = None) -> dict[str, dict]:
     """Popularity, EASE and item-kNN test metrics on the same split as the runs (cached on disk)."""
     from recsys.baselines import cached_metrics
     from recsys.prepare import prepare
 
-    return cached_metrics(prepare(data_path, split_seed, split))
+    return cached_metrics(prepare(data_path, split_seed, split, dataset))
 
 
 def popularity_baseline(data_path: str | None = None, split_seed: int = DEFAULT_SEED) -> dict:

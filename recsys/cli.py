@@ -74,13 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_int, default=42)
     t.add_argument("--split-seed", type=_int, default=DEFAULT_SEED)
     t.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
-    t.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    t.add_argument("--dataset", choices=DATASET_NAMES, help="which MovieLens (default: the --data copy's, else ml-100k)")
+    t.add_argument("--data", help="a GroupLens copy (folder or zip) or a synthetic copy")
     t.add_argument("--json", action="store_true")
 
     b = sub.add_parser("baselines", help="popularity, EASE and item-kNN on the same split and metrics")
     b.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
     b.add_argument("--split-seed", type=_int, default=DEFAULT_SEED)
-    b.add_argument("--data", help="a GroupLens ml-100k folder or zip")
+    b.add_argument("--dataset", choices=DATASET_NAMES, help="which MovieLens (default: the --data copy's, else ml-100k)")
+    b.add_argument("--data", help="a GroupLens copy (folder or zip) or a synthetic copy")
     b.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="list stored runs (damaged ones with the reason)")
@@ -156,7 +158,8 @@ def cmd_train(args) -> dict:
     config = RunConfig(rating_weight=args.rating_weight, retrieval_weight=args.retrieval_weight,
                        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-                       split_seed=args.split_seed, split=args.split).validate()  # before TensorFlow is imported
+                       split_seed=args.split_seed, split=args.split,
+                       dataset=args.dataset).validate()  # before TensorFlow is imported
     if args.data and not os.path.exists(args.data):
         raise UserError(f"data path {args.data} does not exist")
     from recsys.catalog import cached_run
@@ -185,7 +188,7 @@ def cmd_baselines(args) -> dict:
     from recsys.baselines import cached_metrics
     from recsys.prepare import prepare
 
-    return cached_metrics(prepare(args.data, args.split_seed, args.split))
+    return cached_metrics(prepare(args.data, args.split_seed, args.split, args.dataset))
 
 
 def cmd_runs(args) -> list:

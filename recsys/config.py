@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from recsys import presets
+from recsys import datasets, presets
 from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
 from recsys.split import DEFAULT_SEED, check_protocol
@@ -32,6 +32,7 @@ class RunConfig:
     seed: int = 42
     split_seed: int = DEFAULT_SEED
     split: str = "random"  # the evaluation protocol (recsys/split.py)
+    dataset: str | None = None  # recsys/datasets.py; None: the given copy's, else ml-100k
 
     def validate(self) -> "RunConfig":
         """Raise UserError for weights, epochs, preset or optimiser that make no sense."""
@@ -42,6 +43,8 @@ class RunConfig:
         if self.rating_weight == 0 and self.retrieval_weight == 0:
             raise UserError("at least one of the rating and retrieval weights must be above 0")
         check_protocol(self.split)
+        if self.dataset is not None:
+            datasets.get(self.dataset)
         preset = presets.get(self.preset)
         epochs = self.epochs if self.epochs is not None else preset.epochs
         if not isinstance(epochs, int) or epochs < 1 or epochs > MAX_EPOCHS:

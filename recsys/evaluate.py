@@ -25,16 +25,38 @@ PARTS = ("val", "test")
 USER_OBJECTIVE = ("recall_at_10", "recall_at_100")
 PAIR_CHUNK = 4096
 QUERY_CHUNK = 2048  # queries per query-tower call: their gathered histories stay small
+# Above these sizes a fixed random sample is scored (seed 0, the same for every model),
+# so evaluating ML-25M costs what ML-1M does; ML-100K and ML-1M are scored whole.
+MAX_PAIRS = 200_000
+MAX_USERS = 10_000
 
 
 @dataclass(frozen=True)
 class Scores:
-    """A recommender's answers for one part: pairs at their own time, users at their latest."""
+    """A recommender's answers for one part: pairs at their own time, users at their latest.
 
-    pair_scores: Callable[[slice], np.ndarray]  # [rows, movies] for the part's pairs[rows]
-    pair_ratings: np.ndarray | None  # predicted stars of every pair, or None
-    user_scores: np.ndarray  # [users, movies]
+    Rows follow the part's `Evaluated.pairs` and `Evaluated.users`.
+    """
+
+    pair_scores: Callable[[slice], np.ndarray]  # [rows, movies] for the evaluated pairs[rows]
+    pair_ratings: np.ndarray | None  # predicted stars of every evaluated pair, or None
+    user_scores: np.ndarray  # [evaluated users, movies]
     user_ratings: Callable[[np.ndarray], np.ndarray] | None  # movie rows [users, N] -> stars [users, N]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What is scored on a part: its pairs and users (all, or a fixed sample), and per user
+    the movies never to recommend (rated before the part), to find, to find and love, and next."""
+
+    pairs: dict[str, np.ndarray]
+    pair_seen: list[np.ndarray]  # per evaluated pair, its user's movies rated before the part
+    users: np.ndarray
+    seen: list[np.ndarray]
+    relevant: list[np.ndarray]
+    liked: list[np.ndarray]
+    first: np.ndarray
+    times: np.ndarray  # when each evaluated user's one query is asked
 
 
 def user_objective(m: dict) -> float:
@@ -42,11 +64,28 @@ def user_objective(m: dict) -> float:
     return float(np.mean([m[k] for k in USER_OBJECTIVE]))
 
 
-def part_of(prep: Prepared, part: str) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """A part's arrays and, per user, the movies never to recommend there (rated before it)."""
+def _sample(n: int, cap: int) -> np.ndarray:
+    return np.arange(n) if n <= cap else np.sort(np.random.RandomState(0).choice(n, cap, replace=False))
+
+
+def part_of(prep: Prepared, part: str) -> Evaluated:
+    """The evaluated pairs and users of a part (computed once per prepared data)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, not {part!r}")
-    return (prep.val, prep.seen_train) if part == "val" else (prep.test, prep.seen)
+    cache = prep.__dict__.setdefault("_evaluated", {})  # Prepared is frozen; this is a memo, not state
+    if part not in cache:
+        data, seen = (prep.val, prep.seen_train) if part == "val" else (prep.test, prep.seen)
+        n_users = prep.spec.n_users
+        rows = _sample(len(data["user"]), MAX_PAIRS)
+        users = _sample(n_users, MAX_USERS)
+        relevant = per_user_items(data, n_users)
+        liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, n_users)
+        pairs = {k: v[rows] for k, v in data.items()}
+        cache[part] = Evaluated(pairs=pairs, pair_seen=[seen[u] for u in pairs["user"]], users=users,
+                                seen=[seen[u] for u in users], relevant=[relevant[u] for u in users],
+                                liked=[liked[u] for u in users], first=first_items(data, n_users)[users],
+                                times=user_times(prep, part)[users])
+    return cache[part]
 
 
 def user_times(prep: Prepared, part: str) -> np.ndarray:
@@ -111,22 +150,22 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
     A user's query is their `user_taste` (default: now) over the training timeline;
     `moments` is `embed_moments(...)` when the caller already has it.
     """
-    data, _ = part_of(prep, part)
+    ev = part_of(prep, part)
     candidates = model.candidate_embeddings(prep.spec.n_movies) if candidates is None else candidates
     pair_ratings = None
     if pairs:
-        pair_query, pair_side = query_embeddings(model, prep.timeline, data)
-        pair_ratings = predict_ratings(model, pair_query, candidates, data["user"], data["movie"], pair_side)
+        pair_query, pair_side = query_embeddings(model, prep.timeline, ev.pairs)
+        pair_ratings = predict_ratings(model, pair_query, candidates, ev.pairs["user"], ev.pairs["movie"], pair_side)
     else:
         pair_query = np.zeros((0, candidates.shape[1]), np.float32)
-    users = prep.user_queries()
-    users["timestamp"] = user_times(prep, part)
+    users = prep.user_queries(ev.users)
+    users["timestamp"] = ev.times
     now_query, user_side = query_embeddings(model, prep.timeline, users)
     user_taste = user_taste or Taste()
     query = now_query
     if user_taste.horizon != taste.NOW:
-        found, embedded = moments or embed_moments(model, prep.timeline)
-        query = taste.mean_queries(embedded, found, users["timestamp"], user_taste.horizon, prep.spec.n_users)
+        found, embedded = moments or embed_moments(model, prep.timeline, ev.users)
+        query = _long_term(embedded, found, prep, ev, user_taste.horizon)
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
                                model.preset.temperature)
 
@@ -142,32 +181,38 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
                   user_scores=taste.scores(query, candidates, prior, user_taste), user_ratings=user_ratings)
 
 
-def embed_moments(model: MultiTaskModel, timeline: Timeline) -> tuple[Moments, np.ndarray]:
-    """Every (user, time) moment of a timeline and its query embedding."""
-    found = Moments.of(timeline)
+def _long_term(embedded: np.ndarray, found: Moments, prep: Prepared, ev: Evaluated, horizon: float) -> np.ndarray:
+    """The evaluated users' long-term queries (rows follow `ev.users`)."""
+    now = np.zeros(prep.spec.n_users)
+    now[ev.users] = ev.times
+    return taste.mean_queries(embedded, found, now, horizon, prep.spec.n_users)[ev.users]
+
+
+def embed_moments(model: MultiTaskModel, timeline: Timeline,
+                  users: np.ndarray | None = None) -> tuple[Moments, np.ndarray]:
+    """Every (user, time) moment of a timeline (of `users`, default all) and its query embedding."""
+    found = Moments.of(timeline, users)
     return found, query_embeddings(model, timeline, found.queries)[0]
 
 
 def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
                  moments: tuple[Moments, np.ndarray] | None = None) -> tuple[Taste, dict]:
     """The (horizon, prior) with the best validation `user_objective`; ties go to the simpler."""
-    moments = moments or embed_moments(model, prep.timeline)
+    ev = part_of(prep, "val")
+    moments = moments or embed_moments(model, prep.timeline, ev.users)
     base = model_scores(model, prep, "val", pairs=False, candidates=candidates, moments=moments)
     found, embedded = moments
-    now = user_times(prep, "val")
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
                                model.preset.temperature)
-    data, seen = part_of(prep, "val")
-    relevant = per_user_items(data, prep.spec.n_users)
     grid = {}
     for horizon in taste.HORIZONS:
-        query = None if horizon == taste.NOW else taste.mean_queries(embedded, found, now, horizon, prep.spec.n_users)
+        query = None if horizon == taste.NOW else _long_term(embedded, found, prep, ev, horizon)
         for weight in taste.PRIORS:
             t = Taste(horizon, weight)
             user = base.user_scores + weight * prior[None, :] if query is None else taste.scores(
                 query, candidates, prior, t)
-            top = metrics.top_k_excluding(user, seen, max(metrics.RECALL_KS))
-            grid[t] = user_objective(metrics.recall_at(top, relevant))
+            top = metrics.top_k_excluding(user, ev.seen, max(metrics.RECALL_KS))
+            grid[t] = user_objective(metrics.recall_at(top, ev.relevant))
     order = {h: i for i, h in enumerate(taste.HORIZONS)}
     best = max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.prior))
     return best, {f"{t.to_dict()['horizon']}|{t.prior:g}": round(v, 5) for t, v in grid.items()}
@@ -181,47 +226,43 @@ def evaluate(scores: Scores, prep: Prepared, part: str, blend: ranking.Blend | N
     Unsuffixed user-level metrics rank by the first stage alone; `_ranked` ones by the
     two-stage order of `blend` (when the recommender predicts ratings).
     """
-    data, seen = part_of(prep, part)
-    n_users = prep.spec.n_users
+    ev = part_of(prep, part)
     out: dict = {}
     if scores.pair_ratings is not None:
-        out["rmse"] = metrics.rmse(scores.pair_ratings, data["rating"])
-    out.update(_pair_accuracy(scores, data, seen))
+        out["rmse"] = metrics.rmse(scores.pair_ratings, ev.pairs["rating"])
+    out.update(_pair_accuracy(scores, ev))
 
-    relevant = per_user_items(data, n_users)
-    liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, n_users)
-    top = metrics.top_k_excluding(scores.user_scores, seen, max(metrics.RECALL_KS))
-    out.update(metrics.recall_at(top, relevant))
-    out.update(metrics.recall_at(top, liked, prefix="liked_recall"))
+    top = metrics.top_k_excluding(scores.user_scores, ev.seen, max(metrics.RECALL_KS))
+    out.update(metrics.recall_at(top, ev.relevant))
+    out.update(metrics.recall_at(top, ev.liked, prefix="liked_recall"))
     if not full:
         return out
 
-    first = first_items(data, n_users)
-    out.update(metrics.hit_rate_ndcg(top, first))
+    out.update(metrics.hit_rate_ndcg(top, ev.first))
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     out.update(metrics.beyond_accuracy(top, counts))
-    activity = np.bincount(prep.train["user"], minlength=n_users)
+    activity = np.bincount(prep.train["user"], minlength=prep.spec.n_users)[ev.users]
     out["recall_at_10_by_activity"] = metrics.recall_by_activity(
-        metrics.recall_per_user(top, relevant, 10), activity)
+        metrics.recall_per_user(top, ev.relevant, 10), activity)
     if scores.user_ratings is not None:
         blend = blend or ranking.Blend()
-        ranked, predicted, watch_predicted = two_stage(scores, seen, blend, top)
-        out.update(metrics.recall_at(ranked, relevant, suffix="_ranked"))
-        out.update(metrics.recall_at(ranked, liked, prefix="liked_recall", suffix="_ranked"))
-        out.update({f"{k}_ranked": v for k, v in metrics.hit_rate_ndcg(ranked, first).items()})
+        ranked, predicted, watch_predicted = two_stage(scores, ev.seen, blend, top)
+        out.update(metrics.recall_at(ranked, ev.relevant, suffix="_ranked"))
+        out.update(metrics.recall_at(ranked, ev.liked, prefix="liked_recall", suffix="_ranked"))
+        out.update({f"{k}_ranked": v for k, v in metrics.hit_rate_ndcg(ranked, ev.first).items()})
         out["low_rated_share_at_10"] = metrics.low_share(watch_predicted, top)
         out["low_rated_share_at_10_ranked"] = metrics.low_share(predicted, ranked)
     return out
 
 
-def _pair_accuracy(scores: Scores, data: dict[str, np.ndarray], seen: list[np.ndarray]) -> dict[str, float]:
-    n = len(data["movie"])
+def _pair_accuracy(scores: Scores, ev: Evaluated) -> dict[str, float]:
+    n = len(ev.pairs["movie"])
     ranks, unseen = np.empty(n, np.int64), np.empty(n, np.int64)
     for start in range(0, n, PAIR_CHUNK):
         rows = slice(start, start + PAIR_CHUNK)
-        s, positives = scores.pair_scores(rows), data["movie"][rows]
+        s, positives = scores.pair_scores(rows), ev.pairs["movie"][rows]
         ranks[rows] = metrics.ranks_of_positives(s, positives)
-        unseen[rows] = metrics.unseen_ranks(s, positives, [seen[u] for u in data["user"][rows]])
+        unseen[rows] = metrics.unseen_ranks(s, positives, ev.pair_seen[rows])
     return {**metrics.top_k_accuracy(ranks), **metrics.top_k_accuracy(unseen, metrics.UNSEEN_KS, "_unseen")}
 
 
@@ -242,13 +283,10 @@ def two_stage(scores: Scores, seen: list[np.ndarray], blend: ranking.Blend,
 
 def choose_blend(scores: Scores, prep: Prepared) -> tuple[ranking.Blend, dict]:
     """The blend with the best validation liked recall@10 (`scores` must be on "val")."""
-    data, seen = part_of(prep, "val")
-    depth = max(ranking.CANDIDATES)
-    top = metrics.top_k_excluding(scores.user_scores, seen, depth)
+    ev = part_of(prep, "val")
+    top = metrics.top_k_excluding(scores.user_scores, ev.seen, max(ranking.CANDIDATES))
     retrieval = np.take_along_axis(scores.user_scores, np.maximum(top, 0), 1)
-    predicted = scores.user_ratings(top)
-    liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, prep.spec.n_users)
-    return ranking.choose(top, retrieval, predicted, liked)
+    return ranking.choose(top, retrieval, scores.user_ratings(top), ev.liked)
 
 
 def full_softmax_loss(scores: np.ndarray, positives: np.ndarray, temperature: float) -> float:

@@ -63,11 +63,15 @@ class UserFeatures(tf.keras.layers.Layer):
             spec.n_users + 1, dim, embeddings_regularizer=l2_regularizer(l2), name="user_embedding")
         self.ts_bucket, self.ts_embedding, self.ts_norm = _scalar_features(
             spec.timestamp_boundaries, spec.timestamp_mean, spec.timestamp_var, dim, "timestamp")
-        self.age_bucket, self.age_embedding, self.age_norm = _scalar_features(
-            spec.age_boundaries, spec.age_mean, spec.age_var, max(dim // 2, 1), "age")
-        self.gender_one_hot = tf.keras.layers.CategoryEncoding(num_tokens=3, output_mode="one_hot")
-        self.user_age = tf.constant(np.append(spec.user_age, spec.age_mean), tf.float32)
-        self.user_gender = tf.constant(np.append(spec.user_gender, 2), tf.int32)  # 2: unknown
+        # The dataset's own user features only: ML-20M and ML-25M have no ages or genders.
+        self.has_age, self.has_gender = spec.user_age is not None, spec.user_gender is not None
+        if self.has_age:
+            self.age_bucket, self.age_embedding, self.age_norm = _scalar_features(
+                spec.age_boundaries, spec.age_mean, spec.age_var, max(dim // 2, 1), "age")
+            self.user_age = tf.constant(np.append(spec.user_age, spec.age_mean), tf.float32)
+        if self.has_gender:
+            self.gender_one_hot = tf.keras.layers.CategoryEncoding(num_tokens=3, output_mode="one_hot")
+            self.user_gender = tf.constant(np.append(spec.user_gender, 2), tf.int32)  # 2: unknown
 
     def call(self, user: tf.Tensor, timestamp: tf.Tensor, session: tf.Tensor | None = None,
              history: tf.Tensor | None = None, age: tf.Tensor | None = None, gender: tf.Tensor | None = None,
@@ -81,8 +85,13 @@ class UserFeatures(tf.keras.layers.Layer):
         new user who gives them.
         """
         ts = _column(tf.cast(timestamp, tf.float32))
-        age = _column(tf.gather(self.user_age, user) if age is None else tf.cast(age, tf.float32))
-        gender = _column(tf.gather(self.user_gender, user) if gender is None else tf.cast(gender, tf.int32))
+        profile = []
+        if self.has_age:
+            age = _column(tf.gather(self.user_age, user) if age is None else tf.cast(age, tf.float32))
+            profile += [tf.squeeze(self.age_embedding(self.age_bucket(age)), 1), self.age_norm(age)]
+        if self.has_gender:
+            gender = _column(tf.gather(self.user_gender, user) if gender is None else tf.cast(gender, tf.int32))
+            profile.append(self.gender_one_hot(gender))
         if training and self.id_dropout:
             hidden = tf.random.uniform(tf.shape(user)) < self.id_dropout
             user = tf.where(hidden, tf.cast(self.n_users, user.dtype), user)
@@ -99,11 +108,7 @@ class UserFeatures(tf.keras.layers.Layer):
             count = tf.maximum(tf.reduce_sum(rated, 1, keepdims=True), 1.0)
             extra.append(tf.matmul(rated / count, self.history_embedding))
         time = [tf.squeeze(self.ts_embedding(self.ts_bucket(ts)), 1), self.ts_norm(ts)] if self.time_features else []
-        return tf.concat(extra + [self.user_embedding(user)] + time + [
-            tf.squeeze(self.age_embedding(self.age_bucket(age)), 1),
-            self.age_norm(age),
-            self.gender_one_hot(gender),
-        ], axis=1)
+        return tf.concat(extra + [self.user_embedding(user)] + time + profile, axis=1)
 
 
 class MovieFeatures(tf.keras.layers.Layer):

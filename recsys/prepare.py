@@ -86,6 +86,7 @@ def prepare_from(ml: data.MovieLens, split_seed: int = DEFAULT_SEED, protocol: s
 
 
 @functools.lru_cache(maxsize=4)
-def prepare(data_path: str | None = None, split_seed: int = DEFAULT_SEED, protocol: str = "random") -> Prepared:
-    """Load the data (first available source) and prepare it; cached per process."""
-    return prepare_from(data.load(data_path), split_seed, protocol)
+def prepare(data_path: str | None = None, split_seed: int = DEFAULT_SEED, protocol: str = "random",
+            dataset: str | None = None) -> Prepared:
+    """Load the data (first available source of `dataset`) and prepare it; cached per process."""
+    return prepare_from(data.load(data_path, dataset=dataset), split_seed, protocol)

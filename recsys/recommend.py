@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 
 from recsys import index as annoy_index
-from recsys import baselines, moviemap, newuser, ranking, runs, search, taste
+from recsys import baselines, datasets, features, moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
 from recsys.checkpoint import load_model
 from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
-from recsys.features import encode
 from recsys.history import Timeline, per_user_items
 from recsys.metrics import LIKED
 from recsys.prepare import Prepared, latest_times
@@ -47,7 +46,7 @@ class Recommender:
         self.taste = taste.Taste.from_dict(run.info.get("taste"))
         self.blend = ranking.Blend.from_dict(run.info.get("blend"))
         n_users = prep.spec.n_users
-        encoded = encode(prep.spec, prep.ml.ratings)
+        encoded = features.encode(prep.spec, prep.ml.ratings)
         self.timeline = Timeline.of(encoded, n_users)
         self.rated = per_user_items(encoded, n_users)
         self.latest_time = latest_times(encoded, n_users, prep.spec.timestamp_boundaries[-1])
@@ -248,17 +247,25 @@ class Recommender:
         return self._map
 
     def profile(self, user_id, top: int = 10) -> dict:
-        """Age, gender, occupation, number of ratings and highest-rated movies of a user."""
-        self.user_row(user_id)
-        uid = str(user_id).strip()
+        """Number of ratings, mean rating and highest-rated movies of a user, and the profile
+        fields the dataset has (age, gender, occupation, zip code; None where it has none)."""
+        row = self.user_row(user_id)
+        uid = self.prep.spec.user_ids[row]
         ml = self.prep.ml
-        user = ml.users[ml.users.user_id == uid].iloc[0]
-        mine = ml.ratings[ml.ratings.user_id == uid].merge(ml.movies[["movie_id", "movie_title"]], on="movie_id")
-        best = mine.sort_values(["user_rating", "timestamp"], ascending=[False, False]).head(top)
-        return {"user_id": uid, "age": int(user.raw_user_age), "gender": "M" if user.user_gender else "F",
-                "occupation": user.user_occupation_text, "zip_code": user.user_zip_code,
-                "ratings": int(len(mine)), "mean_rating": float(mine.user_rating.mean()) if len(mine) else None,
-                "top_rated": best[["movie_id", "movie_title", "user_rating"]].reset_index(drop=True)}
+        user = ml.users.iloc[row]
+        start, end = self.timeline.bounds[row], self.timeline.bounds[row + 1]
+        movies, stars = self.timeline.movie[start:end], self.timeline.rating[start:end]
+        times = self.timeline.timestamp[start:end]
+        best = np.lexsort((-times, -stars))[:top]  # highest stars first, the latest first among ties
+        age = next((user[c] for c in features.AGE_COLUMNS if c in ml.users.columns), None)
+        gender = user.get(datasets.GENDER)
+        return {"user_id": uid, "age": None if age is None else int(age),
+                "gender": None if gender is None else ("M" if gender else "F"),
+                "occupation": user.get(datasets.OCCUPATION), "zip_code": user.get(datasets.ZIP_CODE),
+                "ratings": int(end - start), "mean_rating": float(stars.mean()) if end > start else None,
+                "top_rated": pd.DataFrame({"movie_id": [self.prep.spec.movie_ids[m] for m in movies[best]],
+                                           "movie_title": self.titles[movies[best]],
+                                           "user_rating": stars[best].astype(float)})}
 
     def session(self, user_id) -> pd.DataFrame:
         """The user's latest ratings that their moment query starts from, latest first (none
@@ -311,7 +318,7 @@ def open_run(run_id: str | None = None, data_path: str | None = None) -> Recomme
     if not runs.is_finished(run_id):
         raise UserError(f"no finished run {run_id!r}; train one with `python -m recsys train` or `make run`")
     run = runs.load(run_id)
-    prep = prepare(data_path, run.config.split_seed, run.config.split)
+    prep = prepare(data_path, run.config.split_seed, run.config.split, run.config.dataset)
     trained_on = run.info.get("data_fingerprint")
     if trained_on and trained_on != prep.fingerprint:
         raise UserError(f"run {run_id} was trained on other data ({trained_on}); the current data is "

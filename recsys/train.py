@@ -15,7 +15,7 @@ from recsys.checkpoint import build_model, load_model, save_weights  # noqa: F40
 from recsys.config import MODEL_VERSION, RunConfig, run_id
 from recsys.errors import UserError
 from recsys.evaluate import (Scores, choose_blend, choose_taste, embed_moments, evaluate, full_softmax_loss,
-                             model_inputs, model_scores)
+                             model_scores, part_of)
 from recsys.history import POINTER_KEYS, query_features
 from recsys.model import MultiTaskModel
 from recsys.optim import make_optimizer
@@ -85,8 +85,8 @@ def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, sco
     if model.rating_weight > 0:
         loss += model.rating_weight * val_metrics["rmse"] ** 2
     if model.retrieval_weight > 0:
-        loss += model.retrieval_weight * full_softmax_loss(scores.pair_scores(slice(None)), prep.val["movie"],
-                                                           model.preset.temperature)
+        loss += model.retrieval_weight * full_softmax_loss(scores.pair_scores(slice(None)),
+                                                           part_of(prep, "val").pairs["movie"], model.preset.temperature)
     return loss
 
 
@@ -157,7 +157,7 @@ def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn 
     trained again and replaced. TrainingDiverged when the loss stops being finite.
     """
     config.validate()
-    prep = prep or prepare(data_path, config.split_seed, config.split)
+    prep = prep or prepare(data_path, config.split_seed, config.split, config.dataset)
     rid = run_id(config, prep.fingerprint)
     hit = runs.find(rid)
     if hit is not None:
@@ -198,7 +198,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     t = time.perf_counter()
     candidates = model.candidate_embeddings(prep.spec.n_movies)
     # Everything chosen after training is chosen on validation; test only reports.
-    moments = embed_moments(model, prep.timeline)
+    moments = embed_moments(model, prep.timeline, part_of(prep, "val").users)
     user_taste, taste_grid = choose_taste(model, prep, candidates, moments)
     val_scores = model_scores(model, prep, "val", candidates=candidates, user_taste=user_taste, moments=moments)
     blend, blend_grid = choose_blend(val_scores, prep)
