@@ -25,9 +25,10 @@ PARTS = ("val", "test")
 USER_OBJECTIVE = ("recall_at_10", "recall_at_100")
 PAIR_CHUNK = 4096
 QUERY_CHUNK = 2048  # queries per query-tower call: their gathered histories stay small
-# Above these sizes a fixed random sample is scored (seed 0, the same for every model),
-# so evaluating ML-25M costs what ML-1M does; ML-100K and ML-1M are scored whole.
-MAX_PAIRS = 200_000
+# Every pair and user is scored against the whole catalogue, so above a budget of
+# (queries x movies) scores a fixed random sample is taken (seed 0, the same for every
+# model): ML-100K and ML-1M are scored whole, ML-25M on about 32,000 pairs per part.
+MAX_SCORES = 2_000_000_000
 MAX_USERS = 10_000
 
 
@@ -76,7 +77,7 @@ def part_of(prep: Prepared, part: str) -> Evaluated:
     if part not in cache:
         data, seen = (prep.val, prep.seen_train) if part == "val" else (prep.test, prep.seen)
         n_users = prep.spec.n_users
-        rows = _sample(len(data["user"]), MAX_PAIRS)
+        rows = _sample(len(data["user"]), max(MAX_SCORES // prep.spec.n_movies, 1))
         users = _sample(n_users, MAX_USERS)
         relevant = per_user_items(data, n_users)
         liked = per_user_items({k: v[data["rating"] >= metrics.LIKED] for k, v in data.items()}, n_users)

@@ -25,6 +25,7 @@ from recsys.prepare import Prepared, latest_times
 METHODS = ("exact", "annoy")
 MAX_K = 1000
 EXPLAINED = 3  # rated movies shown as the reason for each recommendation
+EAGER_RATINGS = 2_000_000  # up to this many ratings every user's query is computed at start
 
 
 class Recommender:
@@ -61,6 +62,7 @@ class Recommender:
         self.now_queries, self.user_sides, self.queries = self._all_queries()
         self._map: pd.DataFrame | None = None
         self._baselines: dict[str, baselines.Fitted] = {}
+        self._lazy_queries: dict[int, np.ndarray] = {}
         self.map_variance: np.ndarray | None = None
         if build_index and not annoy_index.exists(run.path):
             self.build_index()
@@ -105,22 +107,31 @@ class Recommender:
         return self.candidates / np.maximum(np.linalg.norm(self.candidates, axis=1, keepdims=True), 1e-12)
 
     # ------------------------------------------------------------------ queries
-    def _all_queries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _all_queries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Every user's now query and rating-head user side, and their list query (the run's
-        validated taste, with its prior coordinate)."""
+        validated taste, with its prior coordinate); None for the latter on large data,
+        where each user's is computed when first asked (`query`)."""
         n_users = self.prep.spec.n_users
         users = np.arange(n_users)
         queries = {"user": users.astype(np.int32), "timestamp": self.latest_time,
                    **self.timeline.pointers(users).as_dict()}
         with self._model_lock:
             now, sides = query_embeddings(self.model, self.timeline, queries)
+        if self.taste.horizon == taste.NOW:
             lists = now
-            if self.taste.horizon != taste.NOW:
-                found = taste.Moments.of(self.timeline)
-                embedded, _ = query_embeddings(self.model, self.timeline, found.queries)
-                lists = taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, n_users)
+        elif len(self.timeline.movie) <= EAGER_RATINGS:
+            lists = self._long_term(None)
+        else:
+            return now, sides, None
         prior = np.full((n_users, 1), self.taste.prior, np.float32)
         return now, sides, np.hstack([lists, prior]).astype(np.float32)
+
+    def _long_term(self, users: np.ndarray | None) -> np.ndarray:
+        """[n_users, d] long-term queries of `users` (None: everyone); other rows are 0."""
+        found = taste.Moments.of(self.timeline, users)
+        with self._model_lock:
+            embedded, _ = query_embeddings(self.model, self.timeline, found.queries)
+        return taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, self.prep.spec.n_users)
 
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's moment query just after their latest rating, and the rating head's user side."""
@@ -128,7 +139,12 @@ class Recommender:
 
     def query(self, row: int) -> np.ndarray:
         """The user's query for lists (the run's validated taste), with its prior coordinate."""
-        return self.queries[row]
+        if self.queries is not None:
+            return self.queries[row]
+        if row not in self._lazy_queries:
+            q = self._long_term(np.array([row]))[row]
+            self._lazy_queries[row] = np.append(q, self.taste.prior).astype(np.float32)
+        return self._lazy_queries[row]
 
     # ------------------------------------------------------------------ answers
     def _retrieve(self, query: np.ndarray, exclude: np.ndarray, n: int, method: str) -> np.ndarray:

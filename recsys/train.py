@@ -107,12 +107,13 @@ class _EpochEnd(tf.keras.callbacks.Callback):
         self.variables = self.model.weights
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        began = time.perf_counter()
         scores = model_scores(self.model, self.prep, "val")
         val = evaluate(scores, self.prep, "val", full=False)
         sel = selection_loss(self.model, self.prep, val, scores)
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
                **{f"val_{k}": v for k, v in val.items()}, "val_selection_loss": sel,
-               "elapsed_seconds": time.perf_counter() - self.start}
+               "validation_seconds": time.perf_counter() - began, "elapsed_seconds": time.perf_counter() - self.start}
         self.history.append(row)
         if sel < self.best[0]:
             self.best = (sel, epoch + 1, [v.numpy() for v in self.variables])

@@ -41,12 +41,12 @@ def test_training_and_serving_on_it(synthetic_copy):
 
 def test_evaluation_samples_pairs_and_users_above_its_caps(tiny_run, monkeypatch):
     prep, run = tiny_run
-    monkeypatch.setattr(ev_module, "MAX_PAIRS", 50)
+    monkeypatch.setattr(ev_module, "MAX_SCORES", 50 * prep.spec.n_movies)
     monkeypatch.setattr(ev_module, "MAX_USERS", 7)
     prep.__dict__.pop("_evaluated", None)
     try:
         part = ev_module.part_of(prep, "test")
-        assert len(part.pairs["user"]) == 50 and len(part.users) == 7
+        assert len(part.pairs["user"]) == 50 < len(prep.test["user"]) and len(part.users) == 7
         assert len(part.relevant) == len(part.seen) == len(part.first) == 7
         again = ev_module.part_of(prep, "test")
         assert again is part  # one fixed sample per prepared data
@@ -65,3 +65,17 @@ def test_the_dataset_is_part_of_the_config_and_checked():
     with pytest.raises(UserError, match="unknown dataset 'ml-2m'"):
         RunConfig(dataset="ml-2m").validate()
     assert run_id(RunConfig(dataset="ml-1m"), "f") != run_id(RunConfig(), "f")
+
+
+def test_large_data_computes_each_users_list_query_when_first_asked(tiny_recommender, monkeypatch):
+    from recsys import recommend, taste
+
+    # A long-term taste, whatever the tiny run chose: only then is there anything to defer.
+    monkeypatch.setattr(taste.Taste, "from_dict", classmethod(lambda cls, d: cls(float("inf"), 0.5)))
+    eager = Recommender(tiny_recommender.run, tiny_recommender.prep)
+    monkeypatch.setattr(recommend, "EAGER_RATINGS", 0)
+    lazy = Recommender(tiny_recommender.run, tiny_recommender.prep)
+    assert lazy.queries is None
+    for row in (0, 5, 17):
+        np.testing.assert_allclose(lazy.query(row), eager.query(row), rtol=1e-5, atol=1e-6)
+    assert set(lazy._lazy_queries) == {0, 5, 17}
