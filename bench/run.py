@@ -7,6 +7,7 @@ keeps the others.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -257,7 +258,13 @@ def main() -> None:
 
 def _write(results: dict) -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    (OUT / "results.md").write_text(report.markdown(results))
+    sections = [report.markdown(results)]
+    # The sections other benches measured last keep their place (they rewrite only their own).
+    for name, module in (("reliability", "bench.reliability"), ("scale", "bench.scale")):
+        stored = OUT / f"{name}.json"
+        if stored.exists():
+            sections.append(importlib.import_module(module).markdown(json.loads(stored.read_text())))
+    (OUT / "results.md").write_text("\n\n".join(sections))
     log(f"wrote {OUT / 'results.md'}")
 
 
