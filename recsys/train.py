@@ -85,8 +85,8 @@ def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, sco
     if model.rating_weight > 0:
         loss += model.rating_weight * val_metrics["rmse"] ** 2
     if model.retrieval_weight > 0:
-        loss += model.retrieval_weight * full_softmax_loss(scores.pair_scores(slice(None)),
-                                                           part_of(prep, "val").pairs["movie"], model.preset.temperature)
+        loss += model.retrieval_weight * full_softmax_loss(scores, part_of(prep, "val").pairs["movie"],
+                                                           model.preset.temperature)
     return loss
 
 

@@ -68,7 +68,11 @@ def test_full_softmax_loss_matches_a_hand_computed_example():
     cands = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
     # logits / 0.5: row 0 = [2, 0, 2], true movie 1; row 1 = [0, 4, 4], true movie 2
     expected = np.mean([np.log(2 * np.e**2 + 1) - 0.0, np.log(1 + 2 * np.e**4) - 4.0])
-    got = full_softmax_loss(query @ cands.T, np.array([1, 2]), temperature=0.5)
+    from recsys.evaluate import Scores
+
+    scores = Scores(pair_scores=lambda rows: (query @ cands.T)[rows], pair_ratings=None,
+                    user_scores=np.zeros((1, 3)), user_ratings=None)
+    got = full_softmax_loss(scores, np.array([1, 2]), temperature=0.5)
     assert got == pytest.approx(expected, rel=1e-5)
 
 
@@ -119,3 +123,18 @@ def test_low_share_counts_predictions_below_three_stars_in_shown_slots():
     predicted = np.array([[2.9, 3.0, 1.0], [4.0, 2.0, 5.0]])
     top = np.array([[1, 2, 3], [4, -1, 6]])  # the -1 slot is empty
     assert metrics.low_share(predicted, top, k=2) == pytest.approx(1 / 3)
+
+
+def test_pair_metrics_are_the_same_in_any_chunking(tiny_run, monkeypatch):
+    from recsys import evaluate as ev
+    from recsys.checkpoint import load_model
+
+    prep, run = tiny_run
+    scores = ev.model_scores(load_model(run, prep), prep, "val")
+    positives = ev.part_of(prep, "val").pairs["movie"]
+    whole = ev.evaluate(scores, prep, "val", full=False), ev.full_softmax_loss(scores, positives, 0.5)
+    monkeypatch.setattr(ev, "CHUNK_SCORES", 3 * prep.spec.n_movies)  # three pairs per chunk
+    assert len(ev.pair_chunks(len(positives), prep.spec.n_movies)) > 5
+    chunked = ev.evaluate(scores, prep, "val", full=False), ev.full_softmax_loss(scores, positives, 0.5)
+    assert chunked[0] == whole[0]
+    assert chunked[1] == pytest.approx(whole[1], rel=1e-6)
