@@ -123,7 +123,7 @@ def markdown(r: dict) -> str:
             f"\nGrowth with the number of ratings: time per epoch ~ n^{r['exponent_epoch_seconds']}, peak RSS ~ "
             f"n^{r['exponent_peak_rss']} (least-squares slopes on log-log axes; target <= 1.1). Epoch seconds are "
             "the second epoch's training, its validation left out; evaluation is the end-of-training scoring "
-            "(validation choices and test metrics) on at most 2e9 query-movie scores per part.\n"]
+            "(validation choices and test metrics) on at most 4e8 pair-movie scores per part.\n"]
     d = r.get("default_1m")
     if d:
         pop, ease = d["baselines"]["popularity"], d["baselines"]["ease"]
