@@ -28,10 +28,10 @@ CHUNK_SCORES = 1 << 23  # pair scores held at once: memory stays flat whatever t
 # Every pair and user is scored against the whole catalogue, so above a budget of
 # (queries x movies) scores a fixed random sample is taken (seed 0, the same for every
 # model): ML-100K is scored whole, ML-1M on about 108,000 pairs per part, ML-25M on
-# about 6,400 pairs and 1,600 users. User lists are held whole (their top-k needs the
+# about 6,400 pairs and 400 users. User lists are held whole (their top-k needs the
 # row), hence their smaller budget.
 MAX_SCORES = 400_000_000
-MAX_USER_SCORES = 100_000_000
+MAX_USER_SCORES = 25_000_000
 MAX_USERS = 10_000
 
 

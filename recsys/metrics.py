@@ -72,7 +72,7 @@ def pair_ranks(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray,
 
 def top_k_excluding(scores: np.ndarray, exclude: list[np.ndarray], k: int) -> np.ndarray:
     """Indices of the k best columns per row, best first; -1 pads rows with fewer left."""
-    scores = scores.astype(np.float64, copy=True)
+    scores = np.array(scores, np.float32 if scores.dtype == np.float32 else np.float64)
     for row, cols in enumerate(exclude):
         scores[row, cols] = -np.inf
     k = min(k, scores.shape[1])
