@@ -191,8 +191,9 @@ def _epochs(r: dict) -> str:
     return ("## Seconds per epoch (joint weights, 72,000 training ratings)\n\n"
             + _table(["loop", "median s/epoch", "speed-up vs notebook (metrics off)", "samples"], rows)
             + "\n\nEpoch 1 (graph tracing) is left out of every sample. The notebook loop is a port in "
-              "`bench/notebook.py`, changed only where TF 2.15 requires; the presets' epochs include their "
-              "per-epoch validation.\n")
+              "`bench/notebook.py`, changed only where TF 2.15 requires. The presets' times are their training "
+              "alone: each epoch then also scores the validation split (the notebook's loop has no validation); "
+              "the runs' `history.json` records that as `validation_seconds`.\n")
 
 
 def _serving(r: dict) -> str:

@@ -66,9 +66,10 @@ def _row(run) -> dict:
 
 
 def epoch_times() -> dict:
-    """Seconds per epoch: notebook loop, seed preset, default preset, alternating.
+    """Training seconds per epoch: notebook loop, seed preset, default preset, alternating.
 
-    Every sample is a fresh process (see bench/epochs.py); epoch 1 is left out.
+    Every sample is a fresh process (see bench/epochs.py); epoch 1 is left out, and so is
+    the presets' per-epoch validation, which the notebook's loop does not do.
     """
     names = {"notebook": "notebook (metrics off)", "seed": "seed preset", "default": "default preset"}
     samples = {v: [] for v in names.values()}
