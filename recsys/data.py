@@ -348,6 +348,15 @@ def tfds_available(dataset: str = ds.DEFAULT) -> bool:
     return prepared or (manual / f"{info.folder}.zip").exists() or os.environ.get("RECSYS_DOWNLOAD") == "1"
 
 
+def available_datasets() -> tuple[str, ...]:
+    """The datasets that load here without a download: ML-100K from the offline default,
+    any other from a prepared tfds copy or its GroupLens zip in the manual folder."""
+    found = [name for name in ds.NAMES if tfds_available(name)]
+    if ds.DEFAULT not in found and widedeep_available(paths.data_dir()):
+        found.insert(0, ds.DEFAULT)
+    return tuple(n for n in ds.NAMES if n in found)
+
+
 class _Ids:
     """Distinct ids in first-seen order, as integer codes, built batch by batch."""
 

@@ -209,6 +209,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     info = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t, 3),
             "best_epoch": epoch_end.best[1], "stopped_epoch": len(epoch_end.history),
             "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint, "split": prep.protocol,
+            "dataset": prep.ml.dataset, "synthetic": prep.ml.synthetic,
             "taste": user_taste.to_dict(), "taste_validation": taste_grid,
             "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics}
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)

@@ -614,3 +614,17 @@ def test_canonical_order_is_the_three_key_sort(presorted):
     np.testing.assert_array_equal(ml.ratings.movie_id.astype(int), movie[want])
     np.testing.assert_array_equal(ml.ratings.timestamp, timestamp[want])
     np.testing.assert_array_equal(ml.ratings.user_rating, rating[want].astype(np.float32))
+
+
+def test_available_datasets_are_those_with_a_local_source(tmp_path, monkeypatch, widedeep_dir):
+    from recsys import data, paths
+
+    assert data.available_datasets() == ()  # an empty data folder: nothing loads offline
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(widedeep_dir))
+    assert data.available_datasets() == ("ml-100k",)
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "ml-1m.zip").write_bytes(b"")  # tfds checks the zip itself when it prepares it
+    monkeypatch.setenv("RECSYS_TFDS_MANUAL_DIR", str(manual))
+    assert data.available_datasets() == ("ml-100k", "ml-1m")
+    assert paths.data_dir() == widedeep_dir
