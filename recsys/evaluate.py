@@ -166,12 +166,16 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
     users["timestamp"] = ev.times
     now_query, user_side = query_embeddings(model, prep.timeline, users)
     user_taste = user_taste or Taste()
-    query = now_query
+    query, mixture = now_query, None
+    temperature = model.preset.temperature
     if user_taste.horizon != taste.NOW:
         found, embedded = moments or embed_moments(model, prep.timeline, ev.users)
-        query = _long_term(embedded, found, prep, ev, user_taste.horizon)
-    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
-                               model.preset.temperature)
+        if user_taste.mixture:
+            mixture = taste.mixture_scores(embedded, found, _now_of(prep, ev), user_taste.horizon, candidates,
+                                           temperature, ev.users)
+        else:
+            query = _long_term(embedded, found, prep, ev, user_taste.horizon)
+    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
 
     def user_ratings(movies: np.ndarray) -> np.ndarray:
         # Stars are predicted for now: the rating head was trained on moments, not on averages.
@@ -182,14 +186,19 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
                                user_side[rows]).reshape(n, width)
 
     return Scores(pair_scores=lambda rows: pair_query[rows] @ candidates.T, pair_ratings=pair_ratings,
-                  user_scores=taste.scores(query, candidates, prior, user_taste), user_ratings=user_ratings)
+                  user_scores=taste.list_scores(user_taste, query, mixture, candidates, prior, temperature),
+                  user_ratings=user_ratings)
+
+
+def _now_of(prep: Prepared, ev: Evaluated) -> np.ndarray:
+    now = np.zeros(prep.spec.n_users)
+    now[ev.users] = ev.times
+    return now
 
 
 def _long_term(embedded: np.ndarray, found: Moments, prep: Prepared, ev: Evaluated, horizon: float) -> np.ndarray:
-    """The evaluated users' long-term queries (rows follow `ev.users`)."""
-    now = np.zeros(prep.spec.n_users)
-    now[ev.users] = ev.times
-    return taste.mean_queries(embedded, found, now, horizon, prep.spec.n_users)[ev.users]
+    """The evaluated users' mean long-term queries (rows follow `ev.users`)."""
+    return taste.mean_queries(embedded, found, _now_of(prep, ev), horizon, prep.spec.n_users)[ev.users]
 
 
 def embed_moments(model: MultiTaskModel, timeline: Timeline,
@@ -201,25 +210,28 @@ def embed_moments(model: MultiTaskModel, timeline: Timeline,
 
 def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
                  moments: tuple[Moments, np.ndarray] | None = None) -> tuple[Taste, dict]:
-    """The (horizon, prior) with the best validation `user_objective`; ties go to the simpler."""
+    """The (horizon, mean or mixture, prior) with the best validation `user_objective`; ties
+    go to the simpler (the shorter horizon, the mean, the smaller prior)."""
     ev = part_of(prep, "val")
     moments = moments or embed_moments(model, prep.timeline, ev.users)
-    base = model_scores(model, prep, "val", pairs=False, candidates=candidates, moments=moments)
+    now_query = model_scores(model, prep, "val", pairs=False, candidates=candidates, moments=moments)
     found, embedded = moments
-    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
-                               model.preset.temperature)
+    temperature = model.preset.temperature
+    prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
     grid = {}
     for horizon in taste.HORIZONS:
-        query = None if horizon == taste.NOW else _long_term(embedded, found, prep, ev, horizon)
-        for weight in taste.PRIORS:
-            t = Taste(horizon, weight)
-            user = base.user_scores + weight * prior[None, :] if query is None else taste.scores(
-                query, candidates, prior, t)
-            top = metrics.top_k_excluding(user, ev.seen, max(metrics.RECALL_KS))
-            grid[t] = user_objective(metrics.recall_at(top, ev.relevant))
+        ways = {False: now_query.user_scores * temperature} if horizon == taste.NOW else {
+            False: _long_term(embedded, found, prep, ev, horizon) @ candidates.T,
+            True: taste.mixture_scores(embedded, found, _now_of(prep, ev), horizon, candidates, temperature,
+                                       ev.users) * temperature}
+        for mixture, base in ways.items():  # in dot-product units, where the prior column lives
+            for weight in taste.PRIORS:
+                top = metrics.top_k_excluding(base + weight * prior[None, :], ev.seen, max(metrics.RECALL_KS))
+                grid[Taste(horizon, weight, mixture)] = user_objective(metrics.recall_at(top, ev.relevant))
     order = {h: i for i, h in enumerate(taste.HORIZONS)}
-    best = max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.prior))
-    return best, {f"{t.to_dict()['horizon']}|{t.prior:g}": round(v, 5) for t, v in grid.items()}
+    best = max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.mixture, -t.prior))
+    return best, {f"{t.to_dict()['horizon']}|{'mixture' if t.mixture else 'mean'}|{t.prior:g}": round(v, 5)
+                  for t, v in grid.items()}
 
 
 # ---------------------------------------------------------------------------------- any recommender

@@ -26,6 +26,7 @@ METHODS = ("exact", "annoy")
 MAX_K = 1000
 EXPLAINED = 3  # rated movies shown as the reason for each recommendation
 EAGER_RATINGS = 2_000_000  # up to this many ratings every user's query is computed at start
+ANNOY_POOL = 200  # movies an index retrieves for a mixture taste to rescore
 
 
 class Recommender:
@@ -58,6 +59,7 @@ class Recommender:
         self.user_rows = {u: i for i, u in enumerate(prep.spec.user_ids)}
         self.movie_rows = {m: i for i, m in enumerate(prep.spec.movie_ids)}
         self.titles = prep.ml.movies.movie_title.to_numpy()
+        self._all_moments: tuple[taste.Moments, np.ndarray] | None = None
         # Every user's queries at once: an answer then calls the model only for the ratings.
         self.now_queries, self.user_sides, self.queries = self._all_queries()
         self._map: pd.DataFrame | None = None
@@ -126,12 +128,30 @@ class Recommender:
         prior = np.full((n_users, 1), self.taste.prior, np.float32)
         return now, sides, np.hstack([lists, prior]).astype(np.float32)
 
-    def _long_term(self, users: np.ndarray | None) -> np.ndarray:
-        """[n_users, d] long-term queries of `users` (None: everyone); other rows are 0."""
+    def _moments(self, users: np.ndarray | None) -> tuple[taste.Moments, np.ndarray]:
         found = taste.Moments.of(self.timeline, users)
         with self._model_lock:
             embedded, _ = query_embeddings(self.model, self.timeline, found.queries)
+        return found, embedded
+
+    def _long_term(self, users: np.ndarray | None) -> np.ndarray:
+        """[n_users, d] long-term mean queries of `users` (None: everyone); other rows are 0."""
+        found, embedded = self._moments(users)
+        if users is None and self.taste.mixture:
+            self._all_moments = (found, embedded)  # the mixture rescores lists from them
         return taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, self.prep.spec.n_users)
+
+    def list_scores(self, row: int) -> np.ndarray:
+        """The user's retrieval score of every movie under the run's taste (logit units)."""
+        if not (self.taste.mixture and self.taste.horizon != taste.NOW):
+            return self.user_vectors @ self.query(row) / self.model.preset.temperature
+        if self._all_moments is not None:
+            found, embedded = self._all_moments
+        else:
+            found, embedded = self._moments(np.array([row]))
+        mixed = taste.mixture_scores(embedded, found, self.latest_time, self.taste.horizon, self.candidates,
+                                     self.model.preset.temperature, np.array([row]))[0]
+        return mixed + self.taste.prior * self.user_vectors[:, -1] / self.model.preset.temperature
 
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's moment query just after their latest rating, and the rating head's user side."""
@@ -147,13 +167,17 @@ class Recommender:
         return self._lazy_queries[row]
 
     # ------------------------------------------------------------------ answers
-    def _retrieve(self, query: np.ndarray, exclude: np.ndarray, n: int, method: str) -> np.ndarray:
+    def _retrieve(self, query: np.ndarray, scores: np.ndarray, exclude: np.ndarray, n: int,
+                  method: str) -> np.ndarray:
+        """The n best movies by `scores` (every movie's), exactly or from an Annoy pool."""
         if method == "exact":
-            return annoy_index.exact_top_k(self.user_vectors @ query, n, exclude)
-        # Ask for enough extra neighbours that n remain after dropping rated ones.
-        found = self.index.user_neighbours(query, n + len(exclude))
-        banned = set(exclude.tolist())
-        return np.array([r for r in found if r not in banned][:n], int)
+            return annoy_index.exact_top_k(scores, n, exclude)
+        # The index searches the one-vector query; its pool (with room for the rated ones
+        # to drop out) is then ordered by the list scores, which a mixture taste changes.
+        pool = max(n, ANNOY_POOL) if self.taste.mixture else n
+        found = np.array(self.index.user_neighbours(query, pool + len(exclude)), int)
+        found = found[~np.isin(found, exclude)]
+        return found[np.argsort(-scores[found], kind="stable")][:n]
 
     def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True,
                   rank: str = "blend", candidates: int | None = None) -> pd.DataFrame:
@@ -164,7 +188,7 @@ class Recommender:
         start, end = self.timeline.bounds[row], self.timeline.bounds[row + 1]
         exclude = self.rated[row] if exclude_rated else np.array([], int)
         now, side = self.now(row)
-        return self._answer(self.query(row), now, side, row, exclude, k, n, method, rank,
+        return self._answer(self.query(row), self.list_scores(row), now, side, row, exclude, k, n, method, rank,
                             self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end])
 
     def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
@@ -181,9 +205,11 @@ class Recommender:
                                 age, gender_code)
         with self._model_lock:
             now, side = encode_queries(self.model, inputs)
-        # One moment only (everything is rated "now"), so every taste's query is the now query.
+        # One moment only (everything is rated "now"), so every taste's query is the now query,
+        # and a one-moment mixture orders movies as its query does.
         query = np.append(now[0], self.taste.prior).astype(np.float32)
-        return self._answer(query, now[0], side[0], self.prep.spec.n_users, rows, k, n, method, rank,
+        scores = self.user_vectors @ query / self.model.preset.temperature
+        return self._answer(query, scores, now[0], side[0], self.prep.spec.n_users, rows, k, n, method, rank,
                             float(stars.mean()), rows, stars)
 
     def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
@@ -193,15 +219,15 @@ class Recommender:
         k = check_k(k)
         return k, max(k, check_candidates(candidates) if candidates is not None else self.blend.candidates)
 
-    def _answer(self, query: np.ndarray, now: np.ndarray, side: np.ndarray, head_row: int, exclude: np.ndarray,
-                k: int, n: int, method: str, rank: str, user_mean: float, history: np.ndarray,
+    def _answer(self, query: np.ndarray, scores: np.ndarray, now: np.ndarray, side: np.ndarray, head_row: int,
+                exclude: np.ndarray, k: int, n: int, method: str, rank: str, user_mean: float, history: np.ndarray,
                 history_stars: np.ndarray) -> pd.DataFrame:
         """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each."""
-        rows = self._retrieve(query, exclude, n, method)
+        rows = self._retrieve(query, scores, exclude, n, method)
         with self._model_lock:
             predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
                                         np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
-        retrieval = self.user_vectors[rows] @ query
+        retrieval = scores[rows]
         blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
         order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]
         shown = rows[order]

@@ -11,11 +11,20 @@ query, and which moments it should weigh depends on what is asked of it:
               Under a random split a user's held-out movies are spread over their
               whole history, so all of their moments matter, not only the last.
 
-The mean of moment queries is still one vector, so exact search, Annoy and the rating
-head serve it unchanged. A popularity prior can be added back (logQ correction takes
-it out in training): the score is q . c + prior x temperature x log(1 + training
-count), served by one extra coordinate on both sides. The horizon and the prior are
-chosen on validation (`choose`), per run, never on test.
+Two ways to combine the moments:
+
+  mean        the weighted mean of the moment queries: still one vector, so exact
+              search, Annoy and the rating head serve it unchanged;
+  mixture     the weighted mixture of the moments' softmaxes over the catalogue: a movie
+              scores by how likely some moment of the user's was to pick it. Sharper,
+              but not one vector: exact search computes it, and an index retrieves a
+              pool with the mean query that the mixture then rescores.
+
+A popularity prior can be added back (logQ correction takes it out in training): in
+logit units the score gains prior x log(1 + training count); for the mean query that is
+one extra coordinate on both sides (temperature x log(1 + count) for the movie, the
+prior for the query). The horizon, the way and the prior are chosen on validation per
+run (`recsys.evaluate.choose_taste`), never on test.
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ class Taste:
 
     horizon: float = NOW  # seconds; 0: the latest moment only; inf: every moment alike
     prior: float = 0.0  # weight of log(1 + training count) in logit units
+    mixture: bool = False  # moments combined by their softmaxes (else by their mean query)
 
     def to_dict(self) -> dict:
         """Plain JSON for a run's info (infinity as a string JSON can hold)."""
@@ -48,7 +58,8 @@ class Taste:
     def from_dict(cls, d: dict | None) -> "Taste":
         """Inverse of `to_dict`; "now" with no prior for a run that has none."""
         d = d or {}
-        return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)))
+        return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)),
+                   mixture=bool(d.get("mixture", False)))
 
     def describe(self) -> str:
         """One line for people: which moments weigh, and the prior."""
@@ -58,7 +69,8 @@ class Taste:
             when = "all of the user's moments alike"
         else:
             when = f"the user's moments, halving every {self.horizon * math.log(2) / 86400:.2g} days"
-        return when + (f", plus popularity x {self.prior:g}" if self.prior else "")
+        how = ", mixed by their softmaxes" if self.mixture and self.horizon != NOW else ""
+        return when + how + (f", plus popularity x {self.prior:g}" if self.prior else "")
 
 
 @dataclass(frozen=True)
@@ -119,3 +131,45 @@ def user_vectors(candidates: np.ndarray, counts: np.ndarray, temperature: float)
 def scores(query: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, taste: Taste) -> np.ndarray:
     """[users, movies]: q . c plus the prior."""
     return query @ candidates.T + taste.prior * prior_col[None, :]
+
+
+MIXTURE_CHUNK = 1 << 22  # moment x movie probabilities held at once
+
+
+def mixture_scores(embedded: np.ndarray, moments: Moments, now: np.ndarray, horizon: float,
+                   candidates: np.ndarray, temperature: float, users: np.ndarray) -> np.ndarray:
+    """[len(users), movies]: log of each user's weighted mixture of their moments' softmaxes.
+
+    `moments` must hold every moment of `users` (and may hold others); a user without
+    moments gets a uniform row.
+    """
+    users = np.asarray(users)
+    position = np.full(int(max(moments.user.max(initial=-1), users.max(initial=-1))) + 1, -1)
+    position[users] = np.arange(len(users))
+    keep = np.flatnonzero(position[moments.user] >= 0) if len(moments.user) else np.array([], int)
+    w = weights(moments, now, horizon)[keep]
+    rows = position[moments.user[keep]]
+    out = np.zeros((len(users), len(candidates)), np.float64)
+    step = max(MIXTURE_CHUNK // max(len(candidates), 1), 1)
+    for start in range(0, len(keep), step):
+        part = keep[start: start + step]
+        logits = embedded[part] @ candidates.T / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        # Moments come grouped by user, so each chunk adds a few contiguous blocks.
+        block = rows[start: start + step]
+        starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+        out[block[starts]] += np.add.reduceat(probs * w[start: start + step, None], starts, axis=0)
+    total = np.bincount(rows, w, len(users))
+    out = np.where(total[:, None] > 0, out / np.maximum(total, 1e-300)[:, None], 1.0 / len(candidates))
+    return np.log(np.maximum(out, 1e-300))
+
+
+def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, candidates: np.ndarray,
+                prior_col: np.ndarray, temperature: float) -> np.ndarray:
+    """[users, movies] in one unit whatever the taste: logits (dot / temperature) or log-mixture,
+    plus prior x log(1 + count)."""
+    if taste.mixture and taste.horizon != NOW:
+        return mixture + taste.prior * prior_col[None, :] / temperature
+    return scores(query, candidates, prior_col, taste) / temperature

@@ -47,7 +47,7 @@ def _rated_ids(user_id):
 def _brute_force(rec, user_id, k, exclude_rated=True):
     """Movie ids of the k best retrieval scores, computed here with a plain sort."""
     row = rec.prep.spec.user_ids.index(user_id)
-    scores = rec.user_vectors.astype(np.float64) @ rec.query(row).astype(np.float64)
+    scores = rec.list_scores(row).astype(np.float64)
     banned = _rated_ids(user_id) if exclude_rated else set()
     order = [rec.prep.spec.movie_ids[r] for r in np.argsort(-scores, kind="stable")]
     return [m for m in order if m not in banned][:k], scores
@@ -155,6 +155,22 @@ def test_the_now_query_is_at_the_users_latest_rating_with_every_rating_before(re
         np.testing.assert_allclose(rec.now(row)[0], expected[0], rtol=1e-5, err_msg=user)
 
 
+def test_list_scores_follow_the_runs_taste_by_hand(rec):
+    t, row, temp = rec.taste, 7, rec.model.preset.temperature
+    counts_term = t.prior * rec.user_vectors[:, -1] / temp  # prior x log(1 + training count)
+    if t.mixture and t.horizon != taste.NOW:
+        found = taste.Moments.of(rec.timeline, np.array([row]))
+        embedded, _ = query_embeddings(rec.model, rec.timeline, found.queries)
+        w = taste.weights(found, rec.latest_time, t.horizon)
+        logits = embedded @ rec.candidates.T / temp
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        expected = np.log((w[:, None] * probs).sum(0) / w.sum()) + counts_term
+    else:
+        expected = rec.user_vectors @ rec.query(row) / temp
+    np.testing.assert_allclose(rec.list_scores(row), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_the_list_query_is_the_runs_validated_taste(rec):
     t = rec.taste
     row = 4
@@ -195,7 +211,7 @@ def test_a_new_user_gets_a_list_from_their_ratings_alone(rec):
     q, _ = encode_queries(rec.model, inputs)
     watch = rec.recommend_new(rated, k=6, rank="watch")
     np.testing.assert_allclose(watch.score, rec.user_vectors[[rec.movie_row(m) for m in watch.movie_id]]
-                               @ np.append(q[0], rec.taste.prior), rtol=1e-5)
+                               @ np.append(q[0], rec.taste.prior) / rec.model.preset.temperature, rtol=1e-5)
     # Every further rating changes the answer.
     assert rec.recommend_new(rated + [("12", 5.0)], k=6, rank="watch").score.tolist() != watch.score.tolist()
 

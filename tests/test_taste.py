@@ -56,3 +56,28 @@ def test_taste_round_trips_through_json(t):
 
     assert taste.Taste.from_dict(json.loads(json.dumps(t.to_dict()))) == t
     assert t.describe()
+
+
+def test_mixture_scores_by_hand():
+    m = taste.Moments.of(_timeline())  # user 0: moments of 2 and 1 ratings; user 1: one moment
+    embedded = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    candidates = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    got = taste.mixture_scores(embedded, m, np.array([200.0, 50.0]), math.inf, candidates, 0.5, np.array([0, 1]))
+
+    def softmax(x):
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
+    p0 = (2 * softmax(np.array([2.0, 0, 0])) + 1 * softmax(np.array([0, 2.0, 0]))) / 3
+    p1 = softmax(np.array([2.0, 2.0, 0]))
+    np.testing.assert_allclose(np.exp(got), [p0, p1], rtol=1e-9)
+
+
+def test_a_one_moment_mixture_orders_movies_as_its_query_does():
+    part = {"user": np.array([0], np.int32), "movie": np.array([1], np.int32),
+            "timestamp": np.array([5.0]), "rating": np.ones(1, np.float32)}
+    m = taste.Moments.of(Timeline.of(part, n_users=1))
+    rng = np.random.default_rng(0)
+    embedded, candidates = rng.normal(size=(1, 4)), rng.normal(size=(9, 4))
+    mixed = taste.mixture_scores(embedded, m, np.array([5.0]), math.inf, candidates, 0.5, np.array([0]))[0]
+    assert np.argsort(-mixed).tolist() == np.argsort(-(candidates @ embedded[0])).tolist()
