@@ -218,12 +218,13 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
     found, embedded = moments
     temperature = model.preset.temperature
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
+    later = tuple(h for h in taste.HORIZONS if h != taste.NOW)
+    mixed = taste.mixtures(embedded, found, _now_of(prep, ev), later, candidates, temperature, ev.users)
     grid = {}
     for horizon in taste.HORIZONS:
         ways = {False: now_query.user_scores * temperature} if horizon == taste.NOW else {
             False: _long_term(embedded, found, prep, ev, horizon) @ candidates.T,
-            True: taste.mixture_scores(embedded, found, _now_of(prep, ev), horizon, candidates, temperature,
-                                       ev.users) * temperature}
+            True: mixed[horizon] * temperature}
         for mixture, base in ways.items():  # in dot-product units, where the prior column lives
             for weight in taste.PRIORS:
                 top = metrics.top_k_excluding(base + weight * prior[None, :], ev.seen, max(metrics.RECALL_KS))

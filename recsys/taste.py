@@ -143,13 +143,19 @@ def mixture_scores(embedded: np.ndarray, moments: Moments, now: np.ndarray, hori
     `moments` must hold every moment of `users` (and may hold others); a user without
     moments gets a uniform row.
     """
+    return mixtures(embedded, moments, now, (horizon,), candidates, temperature, users)[horizon]
+
+
+def mixtures(embedded: np.ndarray, moments: Moments, now: np.ndarray, horizons: tuple[float, ...],
+             candidates: np.ndarray, temperature: float, users: np.ndarray) -> dict[float, np.ndarray]:
+    """`mixture_scores` for several horizons at once: each moment's softmax is computed once."""
     users = np.asarray(users)
     position = np.full(int(max(moments.user.max(initial=-1), users.max(initial=-1))) + 1, -1)
     position[users] = np.arange(len(users))
     keep = np.flatnonzero(position[moments.user] >= 0) if len(moments.user) else np.array([], int)
-    w = weights(moments, now, horizon)[keep]
+    w = {h: weights(moments, now, h)[keep] for h in horizons}
     rows = position[moments.user[keep]]
-    out = np.zeros((len(users), len(candidates)), np.float64)
+    out = {h: np.zeros((len(users), len(candidates)), np.float64) for h in horizons}
     step = max(MIXTURE_CHUNK // max(len(candidates), 1), 1)
     for start in range(0, len(keep), step):
         part = keep[start: start + step]
@@ -160,10 +166,13 @@ def mixture_scores(embedded: np.ndarray, moments: Moments, now: np.ndarray, hori
         # Moments come grouped by user, so each chunk adds a few contiguous blocks.
         block = rows[start: start + step]
         starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
-        out[block[starts]] += np.add.reduceat(probs * w[start: start + step, None], starts, axis=0)
-    total = np.bincount(rows, w, len(users))
-    out = np.where(total[:, None] > 0, out / np.maximum(total, 1e-300)[:, None], 1.0 / len(candidates))
-    return np.log(np.maximum(out, 1e-300))
+        for h in horizons:
+            out[h][block[starts]] += np.add.reduceat(probs * w[h][start: start + step, None], starts, axis=0)
+    for h in horizons:
+        total = np.bincount(rows, w[h], len(users))
+        mixed = np.where(total[:, None] > 0, out[h] / np.maximum(total, 1e-300)[:, None], 1.0 / len(candidates))
+        out[h] = np.log(np.maximum(mixed, 1e-300))
+    return out
 
 
 def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, candidates: np.ndarray,
