@@ -42,7 +42,7 @@ def one_error_line(out) -> str:
 
 # ------------------------------------------------------------------------------ config, no TensorFlow
 def test_workers_one_keeps_run_ids_and_config_json_as_before():
-    # Ids of these configs before `workers` existed (main at c47f458).
+    # Ids of these configs before `workers` existed (main at 78602a5).
     assert run_id(RunConfig(), "fingerprint") == "38f513a99e2b"
     seed = RunConfig(rating_weight=0.5, retrieval_weight=1, preset="seed", epochs=3, batch_size=64, seed=7)
     assert run_id(seed, "abc") == "3a39af824041"
