@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", default="random", help="evaluation protocol: random or temporal")
     t.add_argument("--dataset", choices=DATASET_NAMES, help="which MovieLens (default: the --data copy's, else ml-100k)")
     t.add_argument("--data", help="a GroupLens copy (folder or zip) or a synthetic copy")
+    t.add_argument("--workers", type=_int, default=1,
+                   help="tf.distribute worker processes on this machine (with TF_CONFIG set: this is one of them)")
     t.add_argument("--json", action="store_true")
 
     b = sub.add_parser("baselines", help="popularity, EASE and item-kNN on the same split and metrics")
@@ -158,10 +160,18 @@ def cmd_train(args) -> dict:
     config = RunConfig(rating_weight=args.rating_weight, retrieval_weight=args.retrieval_weight,
                        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer, seed=args.seed,
-                       split_seed=args.split_seed, split=args.split,
-                       dataset=args.dataset).validate()  # before TensorFlow is imported
+                       split_seed=args.split_seed, split=args.split, dataset=args.dataset,
+                       workers=args.workers).validate()  # before TensorFlow is imported
     if args.data and not os.path.exists(args.data):
         raise UserError(f"data path {args.data} does not exist")
+    progress = None if args.json else _progress_bar
+    if config.workers > 1 and "TF_CONFIG" in os.environ:  # one of N hosts: worker 0 decides about the cache
+        from recsys.distributed import run_worker
+
+        out = run_worker(config, args.data, progress=progress)
+        if not args.json:
+            print(file=sys.stderr)
+        return out
     from recsys.catalog import cached_run
 
     hit = cached_run(config, args.data)
@@ -170,9 +180,16 @@ def cmd_train(args) -> dict:
     from recsys import limits
 
     limits.check(config)  # the same limit as the app's queue (RECSYS_MAX_TRAIN_MINUTES)
+    if config.workers > 1:  # N local worker processes (recsys/distributed.py)
+        from recsys import distributed
+
+        launched = distributed.train(config, data_path=args.data, progress=progress)
+        if not args.json:
+            print(file=sys.stderr)
+        return launched.to_json()
     from recsys.train import train
 
-    result = train(config, progress=None if args.json else _progress_bar, data_path=args.data)
+    result = train(config, progress=progress, data_path=args.data)
     if not args.json:
         print(file=sys.stderr)
     return result.to_json()

@@ -16,6 +16,11 @@ MODEL_VERSION = "4"
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 MAX_SEED = 2**31 - 1  # TensorFlow's and NumPy's seeds must fit; a larger one was a ValueError traceback
+# tf.distribute workers (recsys/distributed.py). Each is a whole process with its own copy
+# of the data and TensorFlow (about 1 GB at ML-100K), and each takes 1/N of the global
+# batch: at 8, the default batch of 1,024 is 128 rows per worker, where the per-step
+# all-reduce already costs more than the step's compute. 8 is also the most tested here.
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class RunConfig:
     split_seed: int = DEFAULT_SEED
     split: str = "random"  # the evaluation protocol (recsys/split.py)
     dataset: str | None = None  # recsys/datasets.py; None: the given copy's, else ml-100k
+    workers: int = 1  # tf.distribute worker processes (recsys/distributed.py); 1: this process alone
 
     def validate(self) -> "RunConfig":
         """Raise UserError for weights, epochs, preset or optimiser that make no sense."""
@@ -59,6 +65,12 @@ class RunConfig:
                 raise UserError(f"{name.replace('_', ' ')} must be a whole number from 0 to {MAX_SEED}, got {seed}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        w = self.workers
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WORKERS:
+            raise UserError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {w}")
+        if w > 1 and self.resolved_preset().batch_size < w:
+            raise UserError(f"the batch size ({self.resolved_preset().batch_size}) must be at least the number of "
+                            f"workers ({w}): each worker takes its share of every batch")
         return self
 
     def resolved_preset(self) -> presets.Preset:
@@ -68,8 +80,15 @@ class RunConfig:
             learning_rate=self.learning_rate, optimizer=self.optimizer)
 
     def to_dict(self) -> dict:
-        """The config as stored in config.json, with the preset spelled out."""
-        return {**asdict(self), "resolved": self.resolved_preset().to_dict()}
+        """The config as stored in config.json, with the preset spelled out.
+
+        `workers` is left out when it is 1, so one-process runs keep their config.json
+        and their run ids from before workers existed.
+        """
+        d = {**asdict(self), "resolved": self.resolved_preset().to_dict()}
+        if self.workers == 1:
+            del d["workers"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

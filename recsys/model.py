@@ -94,6 +94,30 @@ class RatingHead(tf.keras.Model):
         return out
 
 
+# An embedding's gradient is a tf.IndexedSlices, which tf.distribute sums with three
+# collectives of its own (lengths, values, indices), one after another: ten embeddings
+# made a step latency-bound. Up to this size it is made dense instead, and every dense
+# gradient travels in the one packed all-reduce. The optimizer merges a sparse gradient's
+# duplicate rows before it applies it, so Adam's update is the same arithmetic either way.
+DENSE_GRADIENT_BYTES = 4 << 20
+
+
+def _dense_if_small(gradient):
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    shape = tf.TensorShape(tf.get_static_value(gradient.dense_shape))
+    if shape.num_elements() is None or shape.num_elements() * gradient.dtype.size > DENSE_GRADIENT_BYTES:
+        return gradient
+    return tf.convert_to_tensor(gradient)
+
+
+def _local_result(metric: tf.keras.metrics.Metric) -> tf.Tensor:
+    """A mean metric's value from this replica's own variables (`result()` would sum
+    them over the replicas, a collective per metric per step)."""
+    value = tf.math.divide_no_nan(metric.total, metric.count)
+    return tf.sqrt(value) if isinstance(metric, tf.keras.metrics.RootMeanSquaredError) else value
+
+
 class MultiTaskModel(tfrs.Model):
     """Rating (MSE) and retrieval (in-batch softmax) tasks over shared towers.
 
@@ -124,6 +148,10 @@ class MultiTaskModel(tfrs.Model):
             self.sampling_probability = tf.constant(p / p.sum(), tf.float32)
         self.rating_loss_tracker = tf.keras.metrics.Mean("rating_loss")
         self.retrieval_loss_tracker = tf.keras.metrics.Mean("retrieval_loss")
+        # Under tf.distribute, what train_step returns is already the same on every
+        # replica (see _replica_train_step): fit takes it as is instead of summing it.
+        # One process returns plain tensors, which no reduction touches.
+        self.distribute_reduction_method = "first"
 
     def _forward(self, features: dict, training: bool) -> tuple:
         """Both towers and the rating head; the candidate tower runs once per distinct movie."""
@@ -156,6 +184,89 @@ class MultiTaskModel(tfrs.Model):
             self.retrieval_loss_tracker.update_state(retrieval_loss)
             total += self.retrieval_weight * retrieval_loss
         return total
+
+    def train_step(self, inputs: dict) -> dict:
+        """tfrs.Model's step in one process; under tf.distribute with several replicas, `_replica_train_step`."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas == 1:
+            return super().train_step(inputs)
+        return self._replica_train_step(inputs, replicas)
+
+    def _replica_losses(self, features: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        """This replica's shares of the global batch's rating and retrieval losses.
+
+        Each replica holds a contiguous part of the global batch (recsys/train.py,
+        `_batches`), so gathering the parts' movies in replica order gives the global
+        batch's movies in the one-process order. The retrieval softmax of every query
+        then runs over the global batch's distinct movies with their global counts, as
+        in one process (each replica embeds those movies with its own copy of the
+        candidate tower; their gradients are summed by the optimizer). A share is the sum
+        of the replica's per-rating losses over the global batch size (mean reduction),
+        or the plain sum (sum reduction): the shares of all replicas add up to the
+        one-process loss of the global batch, so the summed gradients are its gradients.
+        """
+        ctx = tf.distribute.get_replica_context()
+        movie = features["movie"]
+        # The global batch's movies, in replica order. (An input tensor has no device of its
+        # own, which all_gather needs: tf.identity makes one on the replica's device.)
+        everyone = ctx.all_gather(tf.identity(movie), axis=0)
+        n, replica, replicas = tf.shape(everyone)[0], ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+        start, end = n * replica // replicas, n * (replica + 1) // replicas  # the rows `_batches` gave this replica
+        tf.debugging.assert_equal(tf.shape(movie)[0], end - start, "a replica's rows are not its share of the batch")
+        global_size = tf.cast(n, tf.float32)
+        distinct, rows, counts = tf.unique_with_counts(everyone)
+        row = rows[start:end]
+        query = self.query_tower(features, training=True)
+        candidates = self.candidate_tower(distinct, training=True)
+        side = self.rating_head.user_side(features["session_rating"])
+        rating_share = retrieval_share = tf.constant(0.0)
+        if self.rating_weight > 0:
+            rating = self.rating_head(query, tf.gather(candidates, row), features["user"], movie, side, training=True)
+            error = tf.reshape(rating, [-1]) - tf.cast(features["rating"], rating.dtype)
+            rating_share = tf.reduce_sum(tf.square(error)) / global_size  # the task's mean squared error
+        if self.retrieval_weight > 0:
+            probability = (None if self.sampling_probability is None
+                           else tf.gather(self.sampling_probability, distinct))
+            per_query = self.retrieval_task.per_query(query, candidates, row, counts, probability)
+            retrieval_share = tf.reduce_sum(per_query)
+            if self.retrieval_task.reduction == "mean":
+                retrieval_share /= global_size
+        return rating_share, retrieval_share
+
+    def _replica_train_step(self, inputs: dict, replicas: int) -> dict:
+        """One step of one replica: its shares of the global batch's loss, gradients summed.
+
+        The optimizer sums the replicas' gradients (an all-reduce), so each replica's
+        loss must be its share of the one-process loss (`_replica_losses`), and each adds
+        1/replicas of the L2 penalty, which every replica computes on the same weights.
+        What it returns is the same on every replica, and needs no further collective:
+        the task losses are all-reduced before every replica adds them to its own epoch
+        means, so each replica's means are those of one process.
+        """
+        ctx = tf.distribute.get_replica_context()
+        with tf.GradientTape() as tape:
+            rating_share, retrieval_share = self._replica_losses(inputs)
+            loss = tf.constant(0.0)
+            if self.rating_weight > 0:
+                loss += self.rating_weight * rating_share
+            if self.retrieval_weight > 0:
+                loss += self.retrieval_weight * retrieval_share
+            regularization_loss = sum(self.losses)
+            total_share = loss + regularization_loss / replicas
+        gradients = [_dense_if_small(g) for g in tape.gradient(total_share, self.trainable_variables)]
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+
+        rating_loss, retrieval_loss, loss = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                                           [rating_share, retrieval_share, loss])
+        if self.rating_weight > 0:
+            self.rating_loss_tracker.update_state(rating_loss)
+        if self.retrieval_weight > 0:
+            self.retrieval_loss_tracker.update_state(retrieval_loss)
+        metrics = {metric.name: _local_result(metric) for metric in self.metrics}
+        metrics["loss"] = loss
+        metrics["regularization_loss"] = regularization_loss
+        metrics["total_loss"] = loss + regularization_loss
+        return metrics
 
     def candidate_embeddings(self, n_movies: int) -> np.ndarray:
         """Embeddings of the whole catalogue, computed once for evaluation and search."""

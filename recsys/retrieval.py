@@ -35,12 +35,22 @@ class DistinctCandidateRetrieval(tf.keras.layers.Layer):
 
     def call(self, query: tf.Tensor, candidates: tf.Tensor, positive: tf.Tensor, counts: tf.Tensor,
              sampling_probability: tf.Tensor | None = None) -> tf.Tensor:
-        """Cross-entropy of each query's movie against the batch.
+        """Cross-entropy of each query's movie against the batch, summed or averaged.
 
         query: [B, d]; candidates: [U, d], one row per distinct movie of the batch;
         positive: [B] int, the row of `candidates` that query i rated;
         counts: [U], how often each distinct movie occurs in the batch;
         sampling_probability: [U], optional, each distinct movie's sampling probability.
+        """
+        loss = self.per_query(query, candidates, positive, counts, sampling_probability)
+        return tf.reduce_sum(loss) if self.reduction == "sum" else tf.reduce_mean(loss)
+
+    def per_query(self, query: tf.Tensor, candidates: tf.Tensor, positive: tf.Tensor, counts: tf.Tensor,
+                  sampling_probability: tf.Tensor | None = None) -> tf.Tensor:
+        """[B]: each query's cross-entropy, before the reduction (arguments as in `call`).
+
+        The queries may be a part of the batch whose distinct movies `candidates` and
+        `counts` describe: a tf.distribute replica's rows of the global batch.
         """
         logits = tf.linalg.matmul(query, candidates, transpose_b=True)
         if self.temperature != 1.0:
@@ -53,5 +63,4 @@ class DistinctCandidateRetrieval(tf.keras.layers.Layer):
             # Other rows of the same movie are masked out: the positive column counts once.
             log_counts = log_counts * (1.0 - tf.one_hot(positive, tf.shape(candidates)[0], dtype=logits.dtype))
         positive_logit = tf.gather(logits, positive, batch_dims=1)
-        loss = tf.reduce_logsumexp(logits + log_counts, axis=1) - positive_logit
-        return tf.reduce_sum(loss) if self.reduction == "sum" else tf.reduce_mean(loss)
+        return tf.reduce_logsumexp(logits + log_counts, axis=1) - positive_logit

@@ -1,6 +1,7 @@
 """The cached trainer: a config trains once; the same config later returns its stored run."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ class TrainResult:
 INPUT_KEYS = ("user", "movie", "rating", "timestamp") + POINTER_KEYS
 
 
-def _batches(prep: Prepared, preset: Preset, seed: int) -> tf.data.Dataset:
+def _batches(prep: Prepared, preset: Preset, seed: int, shard: int = 0, shards: int = 1) -> tf.data.Dataset:
     """Endless batches of the training part, in a fresh order each epoch, histories gathered.
+
+    With `shards` > 1 (tf.distribute workers), share `shard` of each batch: every worker
+    draws the same orders and takes its contiguous share of each global batch, so the
+    shares of all workers make up the one-process batch.
 
     Only row numbers are shuffled (one permutation op per epoch) and whole batches are
     gathered from the arrays: far cheaper than shuffling 72,000 records one by one. One
@@ -74,8 +79,11 @@ def _batches(prep: Prepared, preset: Preset, seed: int) -> tf.data.Dataset:
     # `fit` returned stalled for up to 19 s in about half of the runs (README, Benchmarks).
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size=preset.batch_size))
-            .map(rows_to_batch).prefetch(2).with_options(options))
+    batches = orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size=preset.batch_size))
+    if shards > 1:
+        batches = batches.map(lambda rows: rows[tf.shape(rows)[0] * shard // shards:
+                                                tf.shape(rows)[0] * (shard + 1) // shards])
+    return batches.map(rows_to_batch).prefetch(2).with_options(options)
 
 
 def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, scores: Scores) -> float:
@@ -91,45 +99,67 @@ def selection_loss(model: MultiTaskModel, prep: Prepared, val_metrics: dict, sco
 
 
 class _EpochEnd(tf.keras.callbacks.Callback):
-    """Validation, best-weights tracking, early stopping, progress and TensorBoard."""
+    """Validation, best-weights tracking, early stopping, progress and TensorBoard.
 
-    def __init__(self, prep: Prepared, epochs: int, patience: int, folder, progress: ProgressFn | None):
+    Under tf.distribute (`worker`), worker 0 validates and every worker acts on its
+    selection loss; the other workers (folder None) validate and write nothing.
+    """
+
+    def __init__(self, prep: Prepared, epochs: int, patience: int, folder, progress: ProgressFn | None,
+                 worker=None):
         super().__init__()
         self.prep, self.epochs, self.patience, self.progress = prep, epochs, patience, progress
-        self.folder = folder
+        self.folder, self.worker = folder, worker
         self.history: list[dict] = []
         self.best = (np.inf, 0, None)  # (selection loss, epoch, weights)
         self.start = time.perf_counter()
-        self.writer = tf.summary.create_file_writer(str(folder / "tensorboard"))
+        self.writer = tf.summary.create_file_writer(str(folder / "tensorboard")) if folder else None
 
     def on_train_begin(self, logs=None) -> None:
         """Look the model's variables up once: Keras's get_weights walks every layer each call."""
         self.variables = self.model.weights
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.folder is None:  # a tf.distribute worker other than 0: worker 0's validation decides
+            self._decide(epoch, self.worker.agree(None))
+            return
         began = time.perf_counter()
         scores = model_scores(self.model, self.prep, "val")
         val = evaluate(scores, self.prep, "val", full=False)
         sel = selection_loss(self.model, self.prep, val, scores)
+        if self.worker is not None:
+            sel = self.worker.agree(sel)  # one decision for every worker, whatever their rounding
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
                **{f"val_{k}": v for k, v in val.items()}, "val_selection_loss": sel,
                "validation_seconds": time.perf_counter() - began, "elapsed_seconds": time.perf_counter() - self.start}
         self.history.append(row)
-        if sel < self.best[0]:
-            self.best = (sel, epoch + 1, [v.numpy() for v in self.variables])
+        stop = self._decide(epoch, sel)
         with self.writer.as_default(step=epoch + 1):
             for k, v in row.items():
                 if k != "epoch":
                     tf.summary.scalar(k, v)
-        stop = self.patience and epoch + 1 - self.best[1] >= self.patience
-        if stop:
-            self.model.stop_training = True
         per_epoch = row["elapsed_seconds"] / (epoch + 1)
         event = {**row, "epochs": self.epochs, "best_epoch": self.best[1], "stopping": bool(stop),
                  "eta_seconds": 0.0 if stop else per_epoch * (self.epochs - epoch - 1)}
         runs.write_json(self.folder / "progress.json", event)
         if self.progress:
             self.progress(event)
+
+    def _decide(self, epoch: int, sel: float) -> bool:
+        """Keep the best epoch (its weights where they are stored) and stop when patience runs out."""
+        if sel < self.best[0]:
+            self.best = (sel, epoch + 1, None if self.folder is None else self._values())
+        stop = bool(self.patience and epoch + 1 - self.best[1] >= self.patience)
+        if stop:
+            self.model.stop_training = True
+        return stop
+
+    def _values(self) -> list[np.ndarray]:
+        """The model's weights now. Under tf.distribute, this worker's copies: reading a
+        metric's (sync-on-read) variable as a whole would be a collective of one worker."""
+        if self.worker is None:
+            return [v.numpy() for v in self.variables]
+        return [self.worker.local(v) for v in self.variables]
 
 
 class TrainingDiverged(UserError):
@@ -150,27 +180,39 @@ class _StopOnNonFinite(tf.keras.callbacks.Callback):
 
 
 def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn | None = None,
-          data_path: str | None = None, wait: bool = True) -> TrainResult:
+          data_path: str | None = None, wait: bool = True, worker=None) -> TrainResult:
     """Train `config` (or return its stored run) and store it atomically under artifacts/runs.
 
     If another process trains the same config right now, wait for it and return its run
     (wait=False: UserError instead). A damaged, incomplete or older run of the config is
     trained again and replaced. TrainingDiverged when the loss stops being finite.
+    A config with workers > 1 is trained by worker processes (recsys/distributed.py);
+    `worker` is worker 0's side of it, and tells the others whether to train.
     """
     config.validate()
+    if config.workers > 1 and worker is None:
+        from recsys import distributed
+
+        if prep is not None:
+            raise ValueError("the workers prepare their own data: pass data_path, not prep")
+        return distributed.train(config, data_path=data_path, progress=progress, wait=wait).result
     prep = prep or prepare(data_path, config.split_seed, config.split, config.dataset)
     rid = run_id(config, prep.fingerprint)
+    tell = worker.tell if worker is not None else lambda rid: None  # the other workers train only on rid
     hit = runs.find(rid)
     if hit is not None:
+        tell(None)
         return TrainResult(hit, cached=True)
 
     with runs.claim(rid, wait) as folder:
         hit = runs.find(rid)  # finished by the process we waited for
         if hit is not None:
             fsutil.remove_tree(folder)
+            tell(None)
             return TrainResult(hit, cached=True)
         try:
-            _fit_and_store(config, prep, rid, folder, progress)
+            tell(rid)
+            _fit_and_store(config, prep, rid, folder, progress, worker)
         except Exception:  # a failed run leaves nothing behind (an interrupted one leaves a .partial)
             fsutil.remove_tree(folder)
             raise
@@ -179,19 +221,32 @@ def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn 
     return TrainResult(runs.load(rid), cached=False)
 
 
-def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress: ProgressFn | None) -> None:
-    """Train into the partial folder and write every file of the run there."""
+def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None, worker=None) -> tuple:
+    """Fit a fresh model: (model, its _EpochEnd, seconds). Under tf.distribute, `worker`
+    (recsys/distributed.py) holds the strategy: the model and optimizer are made in its
+    scope and each worker reads its part of every global batch. folder None: write nothing."""
     preset = config.resolved_preset()
     tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(prep, config)
-    steps = -(-len(prep.train["user"]) // preset.batch_size)
-    optimizer = make_optimizer(preset.optimizer, preset.learning_rate, preset.learning_rate_decay, steps)
-    model.compile(optimizer=optimizer)
-    epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress)
+    with worker.strategy.scope() if worker is not None else contextlib.nullcontext():
+        model = build_model(prep, config)
+        steps = -(-len(prep.train["user"]) // preset.batch_size)  # global batches: the same schedule
+        optimizer = make_optimizer(preset.optimizer, preset.learning_rate, preset.learning_rate_decay, steps)
+        model.compile(optimizer=optimizer)
+    epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress, worker)
+    batches = (_batches(prep, preset, config.seed) if worker is None
+               else worker.distribute(lambda shard, shards: _batches(prep, preset, config.seed, shard, shards)))
     start = time.perf_counter()
-    model.fit(_batches(prep, preset, config.seed), epochs=preset.epochs,
-              steps_per_epoch=steps, verbose=0, callbacks=[_StopOnNonFinite(), epoch_end])
-    train_seconds = time.perf_counter() - start
+    model.fit(batches, epochs=preset.epochs, steps_per_epoch=steps, verbose=0,
+              callbacks=[_StopOnNonFinite(), epoch_end])
+    return model, epoch_end, time.perf_counter() - start
+
+
+def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress: ProgressFn | None,
+                   worker=None) -> None:
+    """Train into the partial folder and write every file of the run there."""
+    model, epoch_end, train_seconds = _fit(config, prep, folder, progress, worker)
+    if worker is not None:  # what follows runs on worker 0 alone: on a plain copy, with no collective
+        model = build_model(prep, config)
 
     if epoch_end.best[2] is None:  # no epoch had a finite validation objective
         raise TrainingDiverged("the loss diverged at epoch 1; lower the learning rate (or the loss weights)")
@@ -211,7 +266,8 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
             "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint, "split": prep.protocol,
             "dataset": prep.ml.dataset, "synthetic": prep.ml.synthetic,
             "taste": user_taste.to_dict(), "taste_validation": taste_grid,
-            "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics}
+            "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics,
+            **(worker.info if worker is not None else {})}
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     annoy_index.build(folder, candidates, list(prep.spec.movie_ids),
                       user_vectors=taste.user_vectors(candidates, counts, model.preset.temperature))
