@@ -123,6 +123,20 @@ def page_links() -> None:
         st.page_link(p.script, label=f"**{p.title}**: {p.about}", icon=p.icon)
 
 
+def new_ratings(known) -> list[tuple[str, float]]:
+    """This session's "I'm new" ratings, [(movie id, stars)]; on first use, the ones in the link
+    (?rated=50:5,181:4). A bad list leaves none and a one-line reason in `rated_error`."""
+    if "new_rated" not in st.session_state:
+        rated, text = [], st.query_params.get("rated")
+        if text:
+            try:
+                rated = views.parse_rated(text, known)
+            except UserError as exc:
+                st.session_state["rated_error"] = f"the ratings in the link can't be used: {exc}"
+        st.session_state["new_rated"] = rated
+    return st.session_state["new_rated"]
+
+
 # ---------------------------------------------------------------- the current run
 def current_run_id() -> str | None:
     """The run the pages show: ?run= if stored, else the default run, else the newest.

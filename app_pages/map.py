@@ -17,7 +17,7 @@ st.caption(ui.escape(
     "colour is its first genre, size its number of ratings; hover for the title, drag and scroll to move and zoom. "
     + views.variance_text(rec.map_variance)))
 
-rated = st.session_state.get("new_rated") or []
+rated = ui.new_ratings(titles)
 user_ids = list(rec.prep.spec.user_ids)
 owners = [None, *([YOU] if rated else []), *user_ids]
 by_title = sorted(titles, key=lambda m: titles[m])

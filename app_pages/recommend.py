@@ -145,17 +145,7 @@ def dataset_user() -> None:
 
 # --------------------------------------------------------------------------- someone new
 def _load_rated() -> list[tuple[str, float]]:
-    """This session's ratings; on its first visit, the ones in the link (a bad list is a warning)."""
-    if "new_rated" not in st.session_state:
-        text = st.query_params.get("rated")
-        rated = []
-        if text:
-            try:
-                rated = views.parse_rated(text, titles)
-            except UserError as exc:
-                st.session_state["rated_error"] = f"the ratings in the link can't be used: {exc}"
-        st.session_state["new_rated"] = rated
-    return st.session_state["new_rated"]
+    return ui.new_ratings(titles)
 
 
 def _save(rated: list[tuple[str, float]]) -> None:

@@ -660,6 +660,8 @@ def test_the_map_overlays_the_ratings_given_on_the_recommend_page(tiny_run):
     rows = _layer_rows(_map(at), "stroke")
     assert {r["movie_id"] for r in rows if r["group"] == "Rated by you"} == {"3", "25"}
     assert len([r for r in rows if r["group"] == "Recommended for you"]) == 10
+    at = open_page("Movie map", rated="3:5,25:4")  # a shared link straight to the map
+    assert "you" in at.selectbox(key="map_user").options[1]
 
 
 # --------------------------------------------------------------------------- search
