@@ -136,15 +136,20 @@ def pick(page, label: str, option: str) -> None:
 
 
 def rate(page, title: str, stars: int) -> None:
-    """On Recommend's "I'm new": find a movie by its title, give it stars, rate it."""
+    """On Recommend's "I'm new": find a movie by its title, give it stars, rate it.
+
+    Each step waits for the rerun it starts: a click on an element being redrawn is lost.
+    """
     box = page.get_by_role("combobox", name="Find a movie")
     box.click()
     box.fill(title)
     page.get_by_role("option", name=re.compile(re.escape(title))).first.click()
-    choose(page, "Your stars", f"{stars}★")
-    page.get_by_role("button", name="Rate it").click()
-    page.wait_for_timeout(300)
     settled(page)
+    choose(page, "Your stars", f"{stars}★")
+    settled(page)
+    page.get_by_role("button", name="Rate it").click()
+    settled(page)
+    page.get_by_role("combobox", name="Find a movie").and_(page.get_by_placeholder("Type part of a title")).wait_for()
 
 
 # ---------------------------------------------------------------- the pictures
@@ -198,9 +203,9 @@ def take(url: str, out: Path) -> list[Path]:
             shot("recommend")
             choose(page, "For", "Me: I'm new")
             expect(page.get_by_role("combobox", name="Find a movie")).to_be_visible(timeout=30_000)
-            for title, stars in NEW_RATINGS:
+            for i, (title, stars) in enumerate(NEW_RATINGS, 1):
                 rate(page, title, stars)
-            expect(page.get_by_text(f"Your {len(NEW_RATINGS)} ratings")).to_be_visible(timeout=30_000)
+                expect(page.get_by_text(f"Your {i} rating")).to_be_visible(timeout=60_000)
             shot("newuser")
             page.goto(f"{url}/map?movie={MAP_MOVIE}")
             expect(page.get_by_text("Annoy neighbours of")).to_be_visible(timeout=120_000)

@@ -270,17 +270,25 @@ def tradeoff_chart(runs: pd.DataFrame, baselines: dict[str, dict] | None = None,
         color=alt.Color("rating_share:Q", title="Rating share w_r / (w_r + w_t)",
                         scale=alt.Scale(scheme="viridis", domain=[0, 1])))
     layers = [front, points]
-    if len(frame) <= LABELLED_POINTS:  # more crowd into an unreadable blot; the tooltip has them
-        layers.append(alt.Chart(frame).mark_text(align="left", dx=9, dy=-7, fontSize=11).encode(
-            x=ex, y=ey, text="weights:N"))
     base = baseline_frame(baselines, tuple(dict.fromkeys([x, y])))
+    xs = [*frame[x], *base[x]]
+    middle = (min(xs) + max(xs)) / 2 if xs else 0.0
+
+    def names(data: pd.DataFrame, field: str, **style) -> list[alt.Chart]:
+        # Written towards the middle of the chart, so a name at either edge stays inside it.
+        return [alt.Chart(part).mark_text(align=align, dx=9 if align == "left" else -9, **style).encode(
+                    x=ex, y=ey, text=f"{field}:N")
+                for align, part in (("left", data[data[x] <= middle]), ("right", data[data[x] > middle]))
+                if not part.empty]
+
+    if len(frame) <= LABELLED_POINTS:  # more crowd into an unreadable blot; the tooltip has them
+        layers += names(frame, "weights", dy=-7, fontSize=11)
     if not base.empty:
         shapes = alt.Scale(domain=list(baselines or {}), range=list(BASELINE_SHAPES[:len(baselines or {})]))
         layers.append(alt.Chart(base).mark_point(size=160, color=BASELINE_COLOR, filled=True).encode(
             x=ex, y=ey, shape=alt.Shape("baseline:N", scale=shapes, legend=None),  # each is named beside it
             tooltip=[alt.Tooltip("baseline:N", title="Baseline"), *values]))
-        layers.append(alt.Chart(base).mark_text(align="left", dx=9, color=BASELINE_COLOR).encode(
-            x=ex, y=ey, text="baseline:N"))
+        layers += names(base, "baseline", color=BASELINE_COLOR)
     return alt.layer(*layers).properties(height=420)
 
 

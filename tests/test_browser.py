@@ -118,12 +118,15 @@ def _journey(page: Page, url: str) -> None:
     rating = page.get_by_role("slider", name="Rating weight")
     expect(rating).to_be_visible(timeout=30_000)
     expect(_nav_labels(page)).to_have_text(PAGES)  # still named after a page switch
+    settled(page)
     page.get_by_text("Advanced").click()
     protocol = page.get_by_role("combobox", name="Split protocol")
     expect(protocol).to_be_visible()
+    page.wait_for_timeout(500)  # the expander's opening animation
     protocol.click()
-    expect(page.get_by_role("option")).to_have_text(["random", "temporal"])
+    expect(page.get_by_role("option")).to_have_text(["random", "temporal"], timeout=15_000)
     page.get_by_role("option", name="random").click()
+    settled(page)
     rating.focus()
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
@@ -194,8 +197,9 @@ def _journey(page: Page, url: str) -> None:
     choose(page, "For", "Me: I'm new")
     expect(page.get_by_text("Your list appears after your first rating")).to_be_visible(timeout=30_000)
     lists = []
-    for title, stars in NEW_RATINGS:
+    for i, (title, stars) in enumerate(NEW_RATINGS, 1):
         rate(page, title, stars)
+        expect(page.get_by_text(f"Your {i} rating")).to_be_visible(timeout=60_000)
         expect(page.get_by_text(re.compile(r"^Top 10 movies for you"))).to_be_visible(timeout=60_000)
         settled(page)
         page.wait_for_timeout(500)
