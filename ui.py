@@ -1,35 +1,54 @@
-"""What every page shares: navigation, the current run, cached loaders and messages.
+"""What every page shares: the page list, URL state, the current run, cached loaders, messages.
 
-A top-level module rather than a file in pages/: Streamlit lists every pages/*.py
-(even `_name.py`) as a page. The sidebar is drawn here with st.page_link, because
-Streamlit's automatic one names the main page after its file ("app").
+A top-level module rather than a file in app_pages/, so it is never mistaken for a page.
+`app.py` builds the navigation from PAGES; the pages import the rest.
 """
 from __future__ import annotations
 
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
-from recsys import catalog, charts, runs
+from recsys import catalog, charts, runs, views
 from recsys.errors import UserError
+from recsys.split import DEFAULT_SEED
 
 if TYPE_CHECKING:  # the real import loads TensorFlow; only pages that serve need it
     from recsys.recommend import Recommender
 
 APP_NAME = "Movie recommender"
-TRAIN_PAGE = "pages/1_Train.py"
-PAGES = (  # (script, label, icon, what it is for)
-    ("app.py", "Home", ":material/home:", "what this is, the data, the current run"),
-    (TRAIN_PAGE, "Train", ":material/model_training:", "train a run, or the notebook's experiments"),
-    ("pages/2_Compare.py", "Compare", ":material/leaderboard:", "metrics, trade-off and curves of runs"),
-    ("pages/3_Recommend.py", "Recommend", ":material/recommend:", "a user's profile and top picks"),
-    ("pages/4_Search.py", "Search", ":material/search:", "find a movie by a word, its neighbours"),
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page of the app: its script, title in the sidebar, icon and what it is for."""
+
+    script: str
+    title: str
+    icon: str
+    about: str
+
+
+PAGES = (
+    PageSpec("app_pages/home.py", "Home", ":material/home:", "what this is, the data, the current run"),
+    PageSpec("app_pages/train.py", "Train", ":material/model_training:", "train a run, or the notebook's experiments"),
+    PageSpec("app_pages/compare.py", "Compare", ":material/leaderboard:",
+             "runs against the classic baselines: accuracy, beyond accuracy, trade-offs, curves"),
+    PageSpec("app_pages/recommend.py", "Recommend", ":material/recommend:",
+             "a user's top picks and why, beside a baseline's; or yours from a few ratings"),
+    PageSpec("app_pages/map.py", "Movie map", ":material/scatter_plot:",
+             "every movie in two dimensions, a movie's neighbours, a user's movies"),
+    PageSpec("app_pages/search.py", "Search", ":material/search:", "find a movie by a word, its neighbours"),
 )
-CARRIED = ("user", "word")  # page state that page links carry along with the run
+TRAIN_PAGE = "app_pages/train.py"
+# Page state kept in the URL (?run=…&user=…) and in the session, so it survives a change of page.
+CARRIED = ("run", "user", "word", "movie", "rated")
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
 
@@ -38,60 +57,84 @@ def escape(text: object) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
-def warn(exc: Exception) -> None:
-    """Show an error's message as a warning (not a traceback); its text stays literal."""
+def warn(exc: Exception | str) -> None:
+    """Show an error's message as a one-line warning (not a traceback); its text stays literal."""
     text = escape(exc)
     st.warning(text[:1].upper() + text[1:], icon=":material/warning:")
 
 
-def page(title: str, icon: str) -> None:
-    """Configure the page and draw the sidebar: the page links and the current run."""
-    st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=icon, layout="wide")
-    run_id = current_run_id()
-    params = nav_params(run_id)
+# ---------------------------------------------------------------- navigation and URL state
+def navigation() -> StreamlitPage:
+    """Streamlit's own sidebar navigation over PAGES (the first is the home page)."""
+    pages = [st.Page(p.script, title=p.title, icon=p.icon, default=i == 0) for i, p in enumerate(PAGES)]
+    return st.navigation(pages)
+
+
+def keep_url_state() -> None:
+    """Carry the page state across pages: a value in the URL is remembered for the session,
+    and one the URL lost (a change of page drops the query string) is put back."""
+    memory = st.session_state.setdefault("_url_state", {})
+    for key in CARRIED:
+        if key in st.query_params:
+            memory[key] = st.query_params[key]
+        elif key in memory:
+            st.query_params[key] = memory[key]
+
+
+def remember(key: str, value: object | None) -> None:
+    """Put page state in the URL and the session (None or "" removes it)."""
+    memory = st.session_state.setdefault("_url_state", {})
+    text = "" if value is None else str(value).strip()
+    st.session_state.setdefault("_written", {})[key] = text or None
+    if text:
+        memory[key] = text
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+    else:
+        memory.pop(key, None)
+        st.query_params.pop(key, None)
+
+
+def from_url(key: str, valid=None, param: str | None = None) -> None:
+    """Before the widget keyed `key` whose value the URL holds (as `param`, default `key`): the
+    URL's value becomes the widget's when the widget has none yet (a first visit, or back from
+    another page) or when the app did not write it there (a link, an edited address), if
+    `valid` (None: anything) has it. Otherwise the widget keeps its own."""
+    param = param or key
+    wanted = st.query_params.get(param)
+    written = st.session_state.setdefault("_written", {})
+    fresh = key not in st.session_state or wanted != written.get(param)
+    if wanted is not None and fresh and (valid is None or wanted in valid):
+        st.session_state[key] = wanted
+        written[param] = wanted
+
+
+def sidebar() -> None:
+    """Below the page list: the current run, with its split protocol."""
     with st.sidebar:
-        st.markdown(f"### {APP_NAME}")
-        for script, label, page_icon, _ in PAGES:
-            st.page_link(script, label=label, icon=page_icon, query_params=params, width="stretch")
-        st.divider()
         st.caption("Current run")
         run = current_run()
-        if run:
-            st.markdown(escape(charts.run_label(run.config_dict, run.run_id)))
-        else:
-            st.markdown("none yet")
+        st.markdown(escape(charts.run_label(run.config_dict, run.run_id)) if run else "none yet")
 
 
 def page_links() -> None:
-    """Every page as a link with one line on what it is for (for the home page)."""
-    params = nav_params(current_run_id())
-    for script, label, icon, about in PAGES[1:]:
-        st.page_link(script, label=f"**{label}**: {about}", icon=icon, query_params=params)
+    """Every page but Home as a link with one line on what it is for (for the home page)."""
+    for p in PAGES[1:]:
+        st.page_link(p.script, label=f"**{p.title}**: {p.about}", icon=p.icon)
 
 
-def nav_params(run_id: str | None) -> dict[str, str] | None:
-    """Query parameters a page link carries: the run, and the user and word last seen."""
-    params = {k: str(st.query_params[k]) for k in CARRIED if k in st.query_params}
-    params.update(st.session_state.get("_carried", {}))
-    for key in CARRIED:
-        if key in st.session_state:  # its widget is on this page: the value it has in this run
-            value = str(st.session_state[key] or "").strip()
-            if value:
-                params[key] = value
-            else:
-                params.pop(key, None)
-    if run_id:
-        params["run"] = run_id
-    return params or None
-
-
-def carry(key: str, value: str | None) -> None:
-    """Remember page state (user, word) so links to other pages keep it."""
-    carried = st.session_state.setdefault("_carried", {})
-    if value:
-        carried[key] = str(value)
-    else:
-        carried.pop(key, None)
+def new_ratings(known) -> list[tuple[str, float]]:
+    """This session's "I'm new" ratings, [(movie id, stars)]; on first use, the ones in the link
+    (?rated=50:5,181:4). A bad list leaves none and a one-line reason in `rated_error`."""
+    if "new_rated" not in st.session_state:
+        rated, text = [], st.query_params.get("rated")
+        if text:
+            try:
+                rated = views.parse_rated(text, known)
+            except UserError as exc:
+                st.session_state["rated_error"] = f"the ratings in the link can't be used: {exc}"
+        st.session_state["new_rated"] = rated
+    return st.session_state["new_rated"]
 
 
 # ---------------------------------------------------------------- the current run
@@ -103,6 +146,7 @@ def current_run_id() -> str | None:
     """
     readable = runs.list_runs()
     if not readable:
+        remember("run", None)
         return None
     finished = [r.run_id for r in readable]
     wanted = st.query_params.get("run")
@@ -114,7 +158,7 @@ def current_run_id() -> str | None:
         default = None
     servable = [r.run_id for r in readable if not r.older]
     chosen = default if default in servable else (servable or finished)[-1]
-    st.query_params["run"] = chosen  # the URL names what is shown (and drops a deleted run)
+    remember("run", chosen)  # the URL names what is shown (and drops a deleted run)
     return chosen
 
 
@@ -129,19 +173,16 @@ def current_run() -> "runs.Run | None":
         return None
 
 
+def set_current_run(run_id: str | None) -> None:
+    """Make `run_id` the current run (None: back to the default choice)."""
+    remember("run", run_id)
+
+
 def session_token() -> str:
     """This browser session's id in the training queue (who asked for what, who may cancel it)."""
     if "_session_token" not in st.session_state:
         st.session_state["_session_token"] = uuid.uuid4().hex
     return st.session_state["_session_token"]
-
-
-def set_current_run(run_id: str | None) -> None:
-    """Make `run_id` the current run (None: back to the default choice)."""
-    if run_id:
-        st.query_params["run"] = run_id
-    else:
-        st.query_params.pop("run", None)
 
 
 def require_run() -> str:
@@ -179,17 +220,27 @@ def dataset() -> tuple[dict, pd.Series]:
     return _dataset(data_key())
 
 
-@st.cache_data(show_spinner="Computing the popularity baseline…")
-def _baseline(key: str) -> dict:
-    return catalog.popularity_baseline()
+@st.cache_data(show_spinner="Scoring the classic baselines on this split (the first time takes about half "
+                            "a minute)…")
+def _baselines(key: str, split: str, split_seed: int) -> dict[str, dict]:
+    return catalog.baselines(None, split_seed, split)
 
 
-def baseline() -> dict | None:
-    """The popularity baseline's test metrics, or None when the data can't be loaded."""
-    try:
-        return _baseline(data_key())
-    except UserError:
-        return None
+def baselines(splits: list[tuple[str, int]] | None = None, names=None) -> dict[str, dict[str, float]]:
+    """The classic baselines `names` (all when None) on each (protocol, split seed), as
+    {label: test metrics} (`views.baseline_labels`); {} when the data can't be loaded."""
+    found = {}
+    for split, seed in sorted(set(splits or [("random", DEFAULT_SEED)])):
+        try:
+            found[(split, seed)] = _baselines(data_key(), split, seed)
+        except UserError:
+            continue
+    return views.baseline_labels(found, names)
+
+
+def run_baselines(run: "runs.Run") -> dict[str, dict[str, float]]:
+    """The classic baselines on the split `run` was measured on."""
+    return baselines([(run.config.split, run.config.split_seed)])
 
 
 def run_summaries() -> list[dict]:
@@ -213,7 +264,11 @@ def recommender(run_id: str) -> "Recommender":
     return _recommender(run_id, stamp, data_key())
 
 
-def clear_caches() -> None:
-    """Forget cached data and models (after deleting a run)."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
+def servable() -> "Recommender":
+    """The current run's Recommender; without a run or with one it can't serve, say why and stop."""
+    run_id = require_run()
+    try:
+        return recommender(run_id)
+    except UserError as exc:
+        warn(exc)
+        st.stop()

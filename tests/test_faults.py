@@ -100,7 +100,8 @@ def _texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements).replace("\\", "")
 
 
-PAGES = [None, "pages/1_Train.py", "pages/2_Compare.py", "pages/3_Recommend.py", "pages/4_Search.py"]
+PAGES = [None, "app_pages/train.py", "app_pages/compare.py", "app_pages/recommend.py", "app_pages/map.py",
+         "app_pages/search.py"]
 
 
 # --------------------------------------------------------------------------- 1 and 7: damaged index files
@@ -135,8 +136,8 @@ def test_a_damaged_index_is_rebuilt_by_the_cli_never_loaded(store, damage):
 def test_a_damaged_index_does_not_kill_the_recommend_page(store, damage):
     X = _copy(store, "0000000000aa")
     INDEX_DAMAGE[damage](X / "index")
-    at = _page("pages/3_Recommend.py", run=X.name)
-    assert len(at.dataframe) == 4 and "Annoy recall" in _texts(at.metric) + str([m.label for m in at.metric])
+    at = _page("app_pages/recommend.py", run=X.name)
+    assert len(at.dataframe) == 5 and "Annoy recall" in _texts(at.metric) + str([m.label for m in at.metric])
     index.verify(X)
 
 
@@ -173,7 +174,7 @@ def test_one_unreadable_run_breaks_no_listing_and_no_page(store, damage, capsys)
     assert reason in listed[X.name]["damaged"] and "damaged" not in listed[store]
     for name in PAGES:
         _page(name, run=X.name)  # no traceback on any page, even asked for the damaged run
-    at = _page("pages/2_Compare.py")
+    at = _page("app_pages/compare.py")
     assert "Damaged runs" in _texts(at.subheader) and reason in _texts(at.markdown)
 
 
@@ -181,7 +182,7 @@ def test_a_stray_folder_is_damaged_and_deleted_from_the_compare_page(store, caps
     stray = _stray(paths.runs_dir())
     code, out, _ = _cli_in_process(capsys, "runs", "--json")
     assert code == 0 and {"run_id": stray.name, "damaged": "config.json is empty"} in json.loads(out)
-    at = _page("pages/2_Compare.py")
+    at = _page("app_pages/compare.py")
     at.checkbox(key=f"confirm_delete_damaged_{stray.name}").check().run()
     next(b for b in at.button if b.key == f"delete_damaged_{stray.name}").click().run()
     assert not at.exception and not stray.exists() and runs.is_finished(store)
@@ -261,7 +262,7 @@ def test_truncated_weights_are_a_one_line_error_in_the_cli_and_a_warning_on_the_
     (X / "weights.npz").write_bytes(np.random.default_rng(1).bytes((X / "weights.npz").stat().st_size))
     code, _, err = _cli_in_process(capsys, "recommend", "--user", "1", "--run", X.name)
     assert code == 2 and "is damaged: weights.npz does not match its checksum" in err
-    at = _page("pages/3_Recommend.py", run=X.name)
+    at = _page("app_pages/recommend.py", run=X.name)
     assert "weights.npz does not match its checksum" in _texts(at.warning)
 
 
@@ -335,7 +336,7 @@ def test_two_claims_at_the_same_instant_one_wins_the_other_gets_a_user_error(tmp
 # --------------------------------------------------------------------------- 15, 16: deleting runs
 def test_a_forged_click_on_the_disabled_delete_button_deletes_nothing(store):
     X = _copy(store, "0000000000aa")
-    at = _page("pages/2_Compare.py", run=store)
+    at = _page("app_pages/compare.py", run=store)
     at.selectbox(key="manage_run").set_value(X.name).run()
     button = next(b for b in at.button if b.label == "Delete run")
     assert button.disabled
@@ -349,7 +350,7 @@ def test_deleting_a_symlinked_run_removes_the_link_not_its_target(store, tmp_pat
     shutil.copytree(runs.run_path(store), target)
     (target / "config.json").write_text((target / "config.json").read_text().replace(store, target.name))
     (paths.runs_dir() / target.name).symlink_to(target)
-    at = _page("pages/2_Compare.py", run=store)
+    at = _page("app_pages/compare.py", run=store)
     at.selectbox(key="manage_run").set_value(target.name).run()
     at.checkbox(key=f"confirm_delete_{target.name}").check().run()
     next(b for b in at.button if b.label == "Delete run").click().run()
@@ -364,7 +365,7 @@ def test_a_folder_named_with_a_backtick_is_shown_literally_and_marked_damaged(st
     assert [d.reason for d in runs.scan()[1]] == ["the folder name is not a run id"]
     home = _page(None)
     assert "`" not in _texts(home.markdown).replace(f"`{store}`", "")  # nothing of the folder name leaks
-    at = _page("pages/2_Compare.py")
+    at = _page("app_pages/compare.py")
     shown = "\n".join(str(m.value) for m in at.markdown)
     assert r"a\`b \*\*c\*\*" in shown  # escaped: the backtick and stars are shown, not obeyed
 
@@ -421,9 +422,9 @@ def test_a_run_of_the_previous_format_reopens_or_is_shown_as_older(store, monkey
     code, _, err = _cli_in_process(capsys, "recommend", "--user", "1", "--run", store)
     assert code == 2 and "made by an older version" in err
     assert [s["run_id"] for s in catalog.run_summaries()] == [store]  # its metrics are still listed
-    at = _page("pages/3_Recommend.py", run=store)
+    at = _page("app_pages/recommend.py", run=store)
     assert "made by an older version" in _texts(at.warning)
-    at = _page("pages/2_Compare.py", run=store)
+    at = _page("app_pages/compare.py", run=store)
     assert "Made by an older version" in _texts(at.caption)
     at.checkbox(key=f"confirm_delete_{store}").check().run()
     next(b for b in at.button if b.label == "Delete run").click().run()

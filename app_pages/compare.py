@@ -1,12 +1,13 @@
-"""Compare: metrics, the rating/retrieval trade-off and training curves of chosen runs."""
+"""Compare: chosen runs against the classic baselines: accuracy, beyond accuracy, trade-offs, curves."""
 import streamlit as st
 
 import ui
-from recsys import charts, runs
+from recsys import charts, glossary, runs, views
+from recsys.baselines import LABELS, NAMES
 from recsys.errors import UserError
 
-ui.page("Compare", "📊")
 st.title("Compare runs")
+
 
 def _delete(name: str, confirm_key: str, current: str | None) -> None:
     """Delete after the confirmation, checked here on the server: a forged click on the
@@ -21,7 +22,6 @@ def _delete(name: str, confirm_key: str, current: str | None) -> None:
         return
     if name == current:
         ui.set_current_run(None)
-    ui.clear_caches()
     st.toast(f"Deleted {ui.escape(name)}")
     st.rerun()
 
@@ -44,6 +44,14 @@ def _damaged_section(current: str | None) -> None:
             _delete(entry.name, key, current)
 
 
+def _metric_columns(keys) -> dict:
+    """Table columns named and explained by the glossary, formatted as the metric reads."""
+    return {glossary.label(k): st.column_config.NumberColumn(
+        format=charts.table_format(k),
+        help=f"{glossary.METRICS[k].meaning} {'Higher' if glossary.METRICS[k].higher_is_better else 'Lower'} "
+             "is better.") for k in keys}
+
+
 summaries = ui.run_summaries()
 if not summaries:
     _damaged_section(None)
@@ -55,24 +63,47 @@ labels = dict(zip(frame.run_id, frame.label))
 current = ui.current_run_id()
 chosen = st.multiselect("Runs to compare", list(frame.run_id), default=list(frame.run_id),
                         format_func=labels.get, key="compare_runs")
-show_baseline = st.toggle("Show the popularity baseline", value=True,
-                          help="Every user gets the most-rated movies; each movie's mean rating as its rating")
+shown = st.pills("Classic baselines, on the same split as the runs", NAMES, selection_mode="multi",
+                 default=list(NAMES), format_func=LABELS.get, key="compare_baselines",
+                 help="Popularity: everyone gets the most-rated movies. EASE: a closed-form item-item linear "
+                      "model. Item-kNN: movies like the ones the user rated. Each is fitted on the same training "
+                      "ratings as the runs, its setting chosen on validation.")
 if not chosen:
     st.info("Choose at least one run.", icon=":material/info:")
     st.stop()
 picked = frame[frame.run_id.isin(chosen)]
-base = ui.baseline() if show_baseline else None
+splits = sorted(set(zip(picked.split, picked.split_seed)))
+base = ui.baselines(splits, shown or [])
+if len(splits) > 1:
+    st.caption("The chosen runs were measured on different splits: each baseline is shown once per split, "
+               "and a run is only comparable with the marks of its own split.")
 
 left, right = st.columns(2, gap="large")
 left.altair_chart(charts.rmse_chart(picked, base), width="stretch")
 right.altair_chart(charts.top_k_chart(picked, base), width="stretch")
 st.caption("Each run has one colour in these charts and the training curves; the RMSE chart names them. "
-           "Hover a point or line for its run.")
-st.altair_chart(charts.tradeoff_chart(picked, base), width="stretch")
-st.caption("Each point is a run, coloured by the share of the loss weight that goes to rating; its weights "
-           "(rating / retrieval) are written beside it, or in its tooltip when there are many runs. "
-           "The dashed step line is the Pareto front: the runs no other run beats on both RMSE and "
-           "top-100 accuracy.")
+           "Hover a point or line for its run. EASE predicts no ratings, so it has no RMSE.")
+
+st.subheader("Trade-off")
+axes = charts.available_metrics(picked)
+x_col, y_col = st.columns(2)
+x = x_col.selectbox("Across", axes, index=axes.index("rmse") if "rmse" in axes else 0,
+                    format_func=charts.axis_title, key="tradeoff_x")
+y_default = "top_100_accuracy" if "top_100_accuracy" in axes else axes[min(1, len(axes) - 1)]
+y = y_col.selectbox("Up", axes, index=axes.index(y_default), format_func=charts.axis_title, key="tradeoff_y")
+st.altair_chart(charts.tradeoff_chart(picked, base, x, y), width="stretch")
+st.caption(ui.escape(
+    f"{glossary.label(x)}: {glossary.METRICS[x].meaning} {glossary.label(y)}: {glossary.METRICS[y].meaning}")
+    + " Each point is a run, coloured by the share of the loss weight that goes to rating; its weights "
+      "(rating / retrieval) are written beside it, or in its tooltip when there are many runs. The dashed step "
+      "line is the Pareto front for these two axes: the runs no other run beats on both.")
+
+st.subheader("Beyond accuracy")
+st.altair_chart(charts.activity_chart(picked, base), width="stretch")
+st.dataframe(views.with_baselines(picked, base, charts.BEYOND), hide_index=True,
+             column_config=_metric_columns(charts.BEYOND))
+st.caption("Whether the lists reach the whole catalogue, how obvious their picks are, and how well they serve "
+           "users with few or many ratings; the baselines on the same split for comparison.")
 
 st.subheader("Training curves")
 histories = {r.run_id: r.history for r in runs.list_runs()}
@@ -88,13 +119,13 @@ st.caption("Losses are on the training data (with dropout); validation metrics o
            "choosing the best epoch. The test split is only used for the metrics above.")
 
 st.subheader("Runs")
-st.dataframe(charts.readable(picked), hide_index=True, column_config={
-    "RMSE": st.column_config.NumberColumn(format="%.4f"),
-    **{f"Top-{k} accuracy": st.column_config.NumberColumn(format="percent") for k in (1, 5, 10, 50, 100)},
-    "Recall@10": st.column_config.NumberColumn(format="percent"),
-    "Recall@100": st.column_config.NumberColumn(format="percent"),
-    "Training time (s)": st.column_config.NumberColumn(format="%.1f"),
-})
+st.dataframe(views.with_baselines(picked, base, charts.ACCURACY), hide_index=True,
+             column_config=_metric_columns(charts.ACCURACY))
+with st.expander("Every setting of the chosen runs"):
+    st.dataframe(charts.readable(picked), hide_index=True, column_config={
+        **_metric_columns(charts.ACCURACY),
+        "Training time (s)": st.column_config.NumberColumn(format="%.1f"),
+    })
 
 st.subheader("Current run")
 ids = list(frame.run_id)
@@ -103,7 +134,7 @@ target = st.selectbox("Run", ids, index=ids.index(current) if current in ids els
 use_col, delete_col = st.columns(2, gap="large")
 with use_col:
     if target == current:
-        st.success("This is the current run: Home, Recommend and Search use it.", icon=":material/check:")
+        st.success("This is the current run: Home, Recommend, the map and Search use it.", icon=":material/check:")
     elif st.button("Make it the current run", type="primary"):
         ui.set_current_run(target)
         st.rerun()

@@ -1,21 +1,20 @@
 """Train: choose the weights and settings, then train in the background (or reuse a cached run)."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 import ui
-from recsys import catalog, charts, jobs, limits, presets, runs
+from recsys import catalog, charts, experiments, glossary, jobs, limits, losses, presets, runs, views
 from recsys.config import MAX_BATCH, MAX_EPOCHS, RunConfig
 from recsys.errors import UserError
 from recsys.optim import OPTIMIZERS
+from recsys.split import PROTOCOLS
 
-EXPERIMENTS = {"Rating only · 1 / 0": (1.0, 0.0), "Retrieval only · 0 / 1": (0.0, 1.0), "Joint · 1 / 1": (1.0, 1.0)}
-SWEEP = [round(i / 10, 1) for i in range(11)]  # rating weights, retrieval weight 1
 POLL_SECONDS = 1.0
+SHOWN = ("rmse", "top_10_accuracy", "top_100_accuracy", "recall_at_10")  # a finished run's headline numbers
+PROTOCOL_HELP = {"random": "random: the notebook's split, 20% of all ratings at random are test",
+                 "temporal": "temporal: each user's latest 20% of ratings are test (predict the future)"}
 
-ui.page("Train", "🏋️")
 st.title("Train a run")
 st.markdown(
     "A run is one config: the two loss weights plus the training settings. A config trained "
@@ -41,44 +40,69 @@ def _preset_line(name: str) -> str:
             f"{p.epochs} epochs{stop}")
 
 
-with st.form("train"):
-    left, middle, right = st.columns(3)
-    left.slider("Rating weight", 0.0, 1.0, 1.0, 0.1, format="%.1f", key="rating_weight",
-                help="Weight of the rating loss (MSE)")
-    middle.slider("Retrieval weight", 0.0, 1.0, 1.0, 0.1, format="%.1f", key="retrieval_weight",
-                  help="Weight of the retrieval loss (softmax over the movies)")
-    right.number_input("Epochs", 1, MAX_EPOCHS, value=None, step=1, key="epochs",
-                       placeholder="the preset's", help="Empty: the preset's number of epochs")
-    with st.expander("Advanced"):
-        a, b, c, d = st.columns(4)
-        a.selectbox("Preset", list(presets.PRESETS), index=list(presets.PRESETS).index("default"), key="preset",
-                    help="seed: the notebook's settings; default: tuned for this data")
-        b.selectbox("Optimizer", [None, *OPTIMIZERS], key="optimizer",
-                    format_func=lambda o: "the preset's" if o is None else o)
-        c.number_input("Learning rate", 1e-5, 10.0, value=None, step=0.001, format="%.4f", key="learning_rate",
-                       placeholder="the preset's")
-        d.number_input("Batch size", 1, MAX_BATCH, value=None, step=64, key="batch_size",
-                       placeholder="the preset's")
-        st.markdown("  \n".join(_preset_line(name) for name in presets.PRESETS))
-    st.form_submit_button("Train", type="primary", on_click=_act, args=("single",), icon=":material/play_arrow:")
-    st.caption("Or one click for the notebook's experiments (rating / retrieval weight), "
-               "with the other settings above:")
-    buttons = st.columns(4)
-    for col, (label, weights) in zip(buttons, EXPERIMENTS.items()):
-        with col:
-            st.form_submit_button(label, on_click=_act, args=("single", weights), width="stretch")
-    with buttons[3]:
-        st.form_submit_button("Sweep: rating 0, 0.1 … 1", on_click=_act, args=("sweep",), width="stretch",
-                              help="Train rating weights 0, 0.1, …, 1 with retrieval weight 1, one after "
-                                   "another; cached ones are skipped")
-
-
 def _form_config() -> RunConfig:
     s = st.session_state
     # Sliders hand back 0.30000000000000004; the run id must see 0.3.
     return RunConfig(rating_weight=round(float(s.rating_weight), 1),
                      retrieval_weight=round(float(s.retrieval_weight), 1), preset=s.preset, epochs=s.epochs,
-                     batch_size=s.batch_size, learning_rate=s.learning_rate, optimizer=s.optimizer)
+                     batch_size=s.batch_size, learning_rate=s.learning_rate, optimizer=s.optimizer, split=s.split)
+
+
+def _loss_sizes() -> None:
+    """What the two weights multiply: each loss's size at these settings, measured on a stored run."""
+    config = _form_config()
+    try:
+        sizes = losses.sizes(config.rating_weight, config.retrieval_weight, config.resolved_preset())
+    except UserError:  # settings that make no sense: the Train button says why
+        return
+    if sizes is None:
+        st.caption(f"What the weights weigh: the two losses live on different scales. A run with the "
+                   f"**{ui.escape(config.preset)}** preset and these settings must be trained first to measure "
+                   "them; then this line shows each loss's size at the chosen weights.")
+        return
+    share = sizes.share()
+    parts = [f"rating loss × weight ≈ **{sizes.rating:.3g}**" if sizes.rating is not None else None,
+             f"retrieval loss × weight ≈ **{sizes.retrieval:.3g}**" if sizes.retrieval is not None else None,
+             f"so rating is **{share:.0%}** of the total" if share is not None else None]
+    st.caption("What the weights weigh, at these settings: " + ", ".join(p for p in parts if p)
+               + f" (training losses of the best epoch of run {ui.escape(sizes.run_id)}).")
+    if share is not None:
+        st.progress(share, text=f"Rating {share:.0%} · retrieval {1 - share:.0%} of the weighted loss")
+
+
+# No form: every change redraws the estimate and the loss sizes at once (nothing here loads a model).
+left, middle, right = st.columns(3)
+left.slider("Rating weight", 0.0, 1.0, 1.0, 0.1, format="%.1f", key="rating_weight",
+            help="Weight of the rating loss (MSE, in stars squared)")
+middle.slider("Retrieval weight", 0.0, 1.0, 1.0, 0.1, format="%.1f", key="retrieval_weight",
+              help="Weight of the retrieval loss (softmax cross-entropy over the batch's movies)")
+right.number_input("Epochs", 1, MAX_EPOCHS, value=None, step=1, key="epochs",
+                   placeholder="the preset's", help="Empty: the preset's number of epochs")
+with st.expander("Advanced"):
+    a, b, c, d, e = st.columns(5)
+    a.selectbox("Preset", list(presets.PRESETS), index=list(presets.PRESETS).index("default"), key="preset",
+                help="seed: the notebook's settings; default: tuned for this data")
+    b.selectbox("Split protocol", PROTOCOLS, key="split", help="; ".join(PROTOCOL_HELP[p] for p in PROTOCOLS)
+                + ". Validation always comes from the training part.")
+    c.selectbox("Optimizer", [None, *OPTIMIZERS], key="optimizer",
+                format_func=lambda o: "the preset's" if o is None else o)
+    d.number_input("Learning rate", 1e-5, 10.0, value=None, step=0.001, format="%.4f", key="learning_rate",
+                   placeholder="the preset's")
+    e.number_input("Batch size", 1, MAX_BATCH, value=None, step=64, key="batch_size",
+                   placeholder="the preset's")
+    st.markdown("  \n".join(_preset_line(name) for name in presets.PRESETS))
+_loss_sizes()
+st.button("Train", type="primary", on_click=_act, args=("single",), icon=":material/play_arrow:")
+st.caption("Or one click for the notebook's experiments (rating / retrieval weight), "
+           "with the other settings above:")
+buttons = st.columns(len(experiments.NOTEBOOK) + 1)
+for col, (name, weights) in zip(buttons, experiments.NOTEBOOK.items()):
+    col.button(f"{name.capitalize()} · {weights[0]:g} / {weights[1]:g}", on_click=_act, args=("single", weights),
+               width="stretch", key=f"experiment_{name}")
+sweep = experiments.SWEEP
+buttons[-1].button(f"Sweep: rating {sweep[0]:g}, {sweep[1]:g} … {sweep[-1]:g}", on_click=_act, args=("sweep",),
+                   width="stretch", help=f"Train rating weights {', '.join(f'{w:g}' for w in sweep)} with retrieval "
+                                         "weight 1, one after another; cached ones are skipped")
 
 
 def _enqueue(configs: list[RunConfig], kind: str) -> None:
@@ -92,12 +116,13 @@ if action:
     try:
         base = _form_config()
         if action == "sweep":
-            _enqueue([replace(base, rating_weight=w, retrieval_weight=1.0).validate() for w in SWEEP], "sweep")
+            _enqueue([c.validate() for c in experiments.sweep_configs(base)], "sweep")
         else:
             hit = catalog.cached_run(base.validate())
             if hit is not None:  # no job: the stored run answers at once
                 st.session_state["cached_result"] = hit.run_id
                 ui.set_current_run(hit.run_id)
+                st.rerun()  # so the sidebar names the new current run
             else:
                 _enqueue([base], "single")
     except UserError as exc:  # an invalid config, one over the time limit, a full queue
@@ -110,14 +135,9 @@ except UserError:
     _estimate = _limit = None
 if _estimate is not None:
     over = _estimate > _limit
-    st.caption(f"{'⚠️ ' if over else ''}With the settings as last submitted, a run trains for up to "
-               f"{limits.describe(_estimate)} (a sweep: up to {limits.describe(11 * _estimate)}); requests "
+    st.caption(f"{'⚠️ ' if over else ''}With these settings, a run trains for up to "
+               f"{limits.describe(_estimate)} (a sweep: up to {limits.describe(len(sweep) * _estimate)}); requests "
                f"over {limits.describe(_limit)} each are refused. Early stopping often ends a run sooner.")
-
-
-def _metric_text(metrics: dict, key: str, form: str) -> str:
-    value = metrics.get(key)
-    return format(value, form) if isinstance(value, (int, float)) else "–"
 
 
 def _show_run(run_id: str) -> None:
@@ -126,20 +146,18 @@ def _show_run(run_id: str) -> None:
     except UserError as exc:
         ui.warn(exc)
         return
-    m = run.metrics
-    cols = st.columns(5)
-    cols[0].metric("Test RMSE", _metric_text(m, "rmse", ".3f"))
-    cols[1].metric("Top-10 accuracy", _metric_text(m, "top_10_accuracy", ".1%"))
-    cols[2].metric("Top-100 accuracy", _metric_text(m, "top_100_accuracy", ".1%"))
-    cols[3].metric("Recall@10", _metric_text(m, "recall_at_10", ".1%"))
-    cols[4].metric("Epochs (best)", f"{run.info.get('stopped_epoch')} ({run.info.get('best_epoch')})")
+    m = views.only_metrics(run.metrics)
+    cols = st.columns(len(SHOWN) + 1)
+    for col, key in zip(cols, SHOWN):
+        col.metric(glossary.label(key), glossary.fmt(key, m.get(key)), help=glossary.METRICS[key].meaning)
+    cols[-1].metric("Epochs (best)", f"{run.info.get('stopped_epoch')} ({run.info.get('best_epoch')})")
     st.caption(f"Run {ui.escape(run_id)} · {ui.escape(charts.run_label(run.config_dict, run_id))}")
 
 
 def _describe(r: jobs.Request) -> str:
     c = r.config
     return (f"rating weight **{c['rating_weight']:g}**, retrieval weight **{c['retrieval_weight']:g}**, "
-            f"preset **{ui.escape(c['preset'])}**")
+            f"preset **{ui.escape(c['preset'])}**, {ui.escape(c.get('split', 'random'))} split")
 
 
 def _where(r: jobs.Request) -> str:
@@ -240,10 +258,9 @@ def _finished(status: jobs.QueueStatus) -> None:
     else:
         found = [runs.find(r.run_id) for r in done]
         frame = charts.runs_frame([f.summary() for f in found if f is not None])
-        st.dataframe(charts.readable(frame[["label", "rmse", "top_10_accuracy", "top_100_accuracy", "train_seconds"]]),
+        st.dataframe(charts.readable(frame[["label", *SHOWN, "train_seconds"]], metrics=SHOWN),
                      hide_index=True)
-    st.page_link("pages/2_Compare.py", label="Compare the runs", icon=":material/leaderboard:",
-                 query_params=ui.nav_params(ui.current_run_id()))
+    st.page_link("app_pages/compare.py", label="Compare the runs", icon=":material/leaderboard:")
 
 
 if "cancel_error" in st.session_state:
