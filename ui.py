@@ -215,6 +215,21 @@ def _dataset(key: str) -> tuple[dict, pd.Series]:
     return ml.summary(), ml.ratings.user_rating
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _available_datasets(key: str) -> tuple[str, ...]:
+    from recsys import data
+
+    return data.available_datasets()
+
+
+def dataset_choices() -> list[str | None]:
+    """What the Train page offers: None (the app's data), then every other dataset this
+    machine holds (a prepared tfds copy or its GroupLens zip in the manual folder)."""
+    from recsys import datasets
+
+    return [None, *(n for n in _available_datasets(data_key()) if n != datasets.DEFAULT)]
+
+
 def dataset() -> tuple[dict, pd.Series]:
     """The data's summary (source, counts) and every rating value; UserError if missing."""
     return _dataset(data_key())
@@ -222,25 +237,27 @@ def dataset() -> tuple[dict, pd.Series]:
 
 @st.cache_data(show_spinner="Scoring the classic baselines on this split (the first time takes about half "
                             "a minute)…")
-def _baselines(key: str, split: str, split_seed: int) -> dict[str, dict]:
-    return catalog.baselines(None, split_seed, split)
+def _baselines(key: str, split: str, split_seed: int, dataset: str | None) -> dict[str, dict]:
+    return catalog.baselines(None, split_seed, split, dataset)
 
 
-def baselines(splits: list[tuple[str, int]] | None = None, names=None) -> dict[str, dict[str, float]]:
-    """The classic baselines `names` (all when None) on each (protocol, split seed), as
-    {label: test metrics} (`views.baseline_labels`); {} when the data can't be loaded."""
+def baselines(splits: list[tuple[str, int]] | None = None, names=None,
+              dataset: str | None = None) -> dict[str, dict[str, float]]:
+    """The classic baselines `names` (all when None) on each (protocol, split seed) of
+    `dataset` (None: the app's data), as {label: test metrics} (`views.baseline_labels`);
+    {} when the data can't be loaded."""
     found = {}
     for split, seed in sorted(set(splits or [("random", DEFAULT_SEED)])):
         try:
-            found[(split, seed)] = _baselines(data_key(), split, seed)
+            found[(split, seed)] = _baselines(data_key(), split, seed, dataset)
         except UserError:
             continue
     return views.baseline_labels(found, names)
 
 
 def run_baselines(run: "runs.Run") -> dict[str, dict[str, float]]:
-    """The classic baselines on the split `run` was measured on."""
-    return baselines([(run.config.split, run.config.split_seed)])
+    """The classic baselines on the data and split `run` was measured on."""
+    return baselines([(run.config.split, run.config.split_seed)], dataset=run.config.dataset)
 
 
 def run_summaries() -> list[dict]:

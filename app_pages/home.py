@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from recsys import charts, glossary, views
+from recsys import charts, datasets, glossary, views
 from recsys.errors import UserError
 
 # The current run's headline numbers: the two tasks, then lists, then beyond accuracy.
@@ -41,7 +41,8 @@ else:
     cfg = run.config
     st.markdown(
         f"Run {ui.escape(run.run_id)}: rating weight **{cfg.rating_weight:g}**, retrieval weight "
-        f"**{cfg.retrieval_weight:g}**, preset **{ui.escape(cfg.preset)}**, measured on the "
+        f"**{cfg.retrieval_weight:g}**, preset **{ui.escape(cfg.preset)}**, trained on "
+        f"**{ui.escape(run.info.get('dataset') or cfg.dataset or datasets.DEFAULT)}** and measured on the "
         f"**{ui.escape(views.split_name(cfg.split, cfg.split_seed))}**, "
         f"{run.info.get('stopped_epoch', '?')} epochs (best {run.info.get('best_epoch', '?')}), "
         f"trained in {run.info.get('train_seconds', 0):.0f} s."

@@ -45,7 +45,8 @@ def _form_config() -> RunConfig:
     # Sliders hand back 0.30000000000000004; the run id must see 0.3.
     return RunConfig(rating_weight=round(float(s.rating_weight), 1),
                      retrieval_weight=round(float(s.retrieval_weight), 1), preset=s.preset, epochs=s.epochs,
-                     batch_size=s.batch_size, learning_rate=s.learning_rate, optimizer=s.optimizer, split=s.split)
+                     batch_size=s.batch_size, learning_rate=s.learning_rate, optimizer=s.optimizer, split=s.split,
+                     dataset=s.dataset)
 
 
 def _loss_sizes() -> None:
@@ -79,7 +80,7 @@ middle.slider("Retrieval weight", 0.0, 1.0, 1.0, 0.1, format="%.1f", key="retrie
 right.number_input("Epochs", 1, MAX_EPOCHS, value=None, step=1, key="epochs",
                    placeholder="the preset's", help="Empty: the preset's number of epochs")
 with st.expander("Advanced"):
-    a, b, c, d, e = st.columns(5)
+    a, b, c, d, e, f = st.columns(6)
     a.selectbox("Preset", list(presets.PRESETS), index=list(presets.PRESETS).index("default"), key="preset",
                 help="seed: the notebook's settings; default: tuned for this data")
     b.selectbox("Split protocol", PROTOCOLS, key="split", help="; ".join(PROTOCOL_HELP[p] for p in PROTOCOLS)
@@ -90,6 +91,10 @@ with st.expander("Advanced"):
                    placeholder="the preset's")
     e.number_input("Batch size", 1, MAX_BATCH, value=None, step=64, key="batch_size",
                    placeholder="the preset's")
+    f.selectbox("Dataset", ui.dataset_choices(), key="dataset",
+                format_func=lambda n: "the app's data" if n is None else n,
+                help="The app's data (MovieLens 100K unless RECSYS_DATA names another copy), or another MovieLens "
+                     "this machine holds: put its GroupLens zip in the tfds manual folder (README, Data)")
     st.markdown("  \n".join(_preset_line(name) for name in presets.PRESETS))
 _loss_sizes()
 st.button("Train", type="primary", on_click=_act, args=("single",), icon=":material/play_arrow:")
@@ -157,7 +162,8 @@ def _show_run(run_id: str) -> None:
 def _describe(r: jobs.Request) -> str:
     c = r.config
     return (f"rating weight **{c['rating_weight']:g}**, retrieval weight **{c['retrieval_weight']:g}**, "
-            f"preset **{ui.escape(c['preset'])}**, {ui.escape(c.get('split', 'random'))} split")
+            f"preset **{ui.escape(c['preset'])}**, {ui.escape(c.get('split', 'random'))} split"
+            + (f", **{ui.escape(c['dataset'])}**" if c.get("dataset") else ""))
 
 
 def _where(r: jobs.Request) -> str:

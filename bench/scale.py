@@ -86,12 +86,22 @@ def exponent(xs: list[float], ys: list[float]) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
+def _grown(rows: list[dict]) -> dict:
+    """The sizes measured so far and, from two on, the growth exponents."""
+    ratings = [r["ratings"] for r in rows]
+    out = {"sizes": rows}
+    if len(rows) > 1:
+        out["exponent_epoch_seconds"] = round(exponent(ratings, [r["epoch_seconds"] for r in rows]), 3)
+        out["exponent_peak_rss"] = round(exponent(ratings, [r["peak_rss_mib"] for r in rows]), 3)
+    return out
+
+
 def measure(sizes: tuple[int, ...], keep: Path | None = None) -> dict:
-    """Every size, the growth exponents, and the full default run at 1M."""
+    """Every size, the growth exponents, and the full default run at 1M; written as they come."""
     from recsys import synth
 
     work = keep or Path(tempfile.mkdtemp(prefix="scale-data-"))
-    rows = []
+    rows, extra = [], {}
     for n in sizes:
         folder = work / f"synthetic-{n}"
         if not (folder / "ratings.csv").exists():
@@ -100,14 +110,11 @@ def measure(sizes: tuple[int, ...], keep: Path | None = None) -> dict:
         log(f"{n:,} ratings: two epochs")
         rows.append(_run_child(str(folder), 2))
         log(json.dumps({k: v for k, v in rows[-1].items() if k != "metrics"}))
-    ratings = [r["ratings"] for r in rows]
-    out = {"sizes": rows,
-           "exponent_epoch_seconds": round(exponent(ratings, [r["epoch_seconds"] for r in rows]), 3),
-           "exponent_peak_rss": round(exponent(ratings, [r["peak_rss_mib"] for r in rows]), 3)}
-    if 1_000_000 in sizes:
-        log("1M ratings: the whole default run, early stopping included, against popularity and EASE")
-        out["default_1m"] = _run_child(str(work / "synthetic-1000000"), 0, full=True)
-    return out
+        if n == 1_000_000:
+            log("1M ratings: the whole default run, early stopping included, against popularity and EASE")
+            extra["default_1m"] = _run_child(str(folder), 0, full=True)
+        write({**_grown(rows), **extra})  # after every size: a larger one that fails keeps the smaller ones'
+    return {**_grown(rows), **extra}
 
 
 def markdown(r: dict) -> str:
@@ -119,9 +126,11 @@ def markdown(r: dict) -> str:
             "index s", "peak RSS MiB"]
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                       + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+    growth = (f"time per epoch ~ n^{r['exponent_epoch_seconds']}, peak RSS ~ n^{r['exponent_peak_rss']}"
+              if "exponent_peak_rss" in r else "needs two sizes")
     text = [BEGIN, "## Scale (synthetic copies in the ML-25M layout; `make bench-scale`)\n", table,
-            f"\nGrowth with the number of ratings: time per epoch ~ n^{r['exponent_epoch_seconds']}, peak RSS ~ "
-            f"n^{r['exponent_peak_rss']} (least-squares slopes on log-log axes; target <= 1.1). Epoch seconds are "
+            f"\nGrowth with the number of ratings: {growth} (least-squares slopes on log-log axes; target <= 1.1). "
+            "Epoch seconds are "
             "the second epoch's training, its validation left out; evaluation is the end-of-training scoring "
             "(validation choices and test metrics) on at most 4e8 pair-movie scores per part.\n"]
     d = r.get("default_1m")
@@ -157,4 +166,4 @@ if __name__ == "__main__":
     if args.child:
         print(json.dumps(child(args.child, args.epochs, args.full), default=float))
     else:
-        write(measure(tuple(args.ratings), args.keep))
+        measure(tuple(args.ratings), args.keep)  # writes after every size

@@ -2,17 +2,24 @@
 
 The ratings go where a known user's history goes: the session (the latest ones) and
 the whole-history bag, with the unknown-user slot for the id (recsys/layers.py), so
-the trained query tower answers for them at once. Age and gender are optional.
+the trained query tower answers for them at once. Age and gender are optional. As for a
+known user's long-term taste (recsys/taste.py), the list can mix one query per rating
+given (each sees the ratings before it), with its own popularity prior: which of the two,
+and the prior, are chosen on validation when a run is trained (`choose_new_user_taste`).
 Ratings given this way live only in the caller's hands (the browser session or the
 URL); they never enter the training data.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
+from recsys import taste
 from recsys.errors import UserError
 from recsys.model import MultiTaskModel
+from recsys.taste import Taste
 
 MAX_RATED = 500  # more than anyone types in; bounds the work one request can ask for
 GENDERS = {"F": 0, "M": 1}
@@ -65,21 +72,49 @@ def check_profile(age: float | None, gender: str | None) -> tuple[float | None, 
 
 
 def inputs(model: MultiTaskModel, movie_rows: np.ndarray, stars: np.ndarray, now: float, n_users: int,
-           age: float | None = None, gender: int = UNKNOWN_GENDER) -> dict[str, tf.Tensor]:
-    """Query inputs for one new user whose ratings (oldest first) are `movie_rows`/`stars`."""
+           age: float | None = None, gender: int = UNKNOWN_GENDER, ends=None) -> dict[str, tf.Tensor]:
+    """Query inputs for one new user whose ratings (oldest first) are `movie_rows`/`stars`:
+    one query that sees them all, or with `ends` one per moment, query j seeing the first
+    ends[j] ratings (the moments a mixture taste combines)."""
     preset = model.preset
-    latest = np.asarray(movie_rows, np.int32)[::-1][:preset.context_size]
-    out = {"user": tf.constant([n_users], tf.int32), "timestamp": tf.constant([now], tf.float32),
-           "session": tf.constant([latest + 1], tf.int32),
-           "session_rating": tf.constant([np.asarray(stars, np.float32)[::-1][:preset.context_size]], tf.float32),
-           "gender": tf.constant([gender], tf.int32)}
+    rows, stars = np.asarray(movie_rows, np.int32), np.asarray(stars, np.float32)
+    ends = [len(rows)] if ends is None else [int(e) for e in ends]
+    size, n = preset.context_size, len(ends)
+    session, session_rating = np.zeros((n, size), np.int32), np.zeros((n, size), np.float32)
+    for j, end in enumerate(ends):
+        latest = np.arange(end)[::-1][:size]  # the latest first, as in training
+        session[j, :len(latest)] = rows[latest] + 1
+        session_rating[j, :len(latest)] = stars[latest]
+    out = {"user": tf.fill([n], tf.constant(n_users, tf.int32)), "timestamp": tf.fill([n], tf.constant(now, tf.float32)),
+           "session": tf.constant(session), "session_rating": tf.constant(session_rating),
+           "gender": tf.fill([n], tf.constant(gender, tf.int32))}
     if age is not None:
-        out["age"] = tf.constant([age], tf.float32)
+        out["age"] = tf.fill([n], tf.constant(age, tf.float32))
     if preset.reads_history:
-        bag = np.zeros((1, model.n_movies), np.float32)
-        bag[0, movie_rows] = stars
+        bag = np.zeros((n, model.n_movies), np.float32)
+        for j, end in enumerate(ends):
+            bag[j, rows[:end]] = stars[:end]
         out["history"] = tf.constant(bag)
     return out
+
+
+def moment_ends(n_rated: int, new_taste: Taste) -> np.ndarray | None:
+    """The moments a new user's query is made from: each rating's (a mixture), or None for
+    the one query after the latest."""
+    return np.arange(1, n_rated + 1) if new_taste.mixture else None
+
+
+def list_scores(embedded: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, temperature: float,
+                new_taste: Taste) -> np.ndarray:
+    """Every movie's retrieval score (logit units) for a new user whose moment queries are
+    `embedded` (oldest first): the latest query's, or the mixture of all moments' softmaxes,
+    each rating one moment; plus the prior."""
+    n = len(embedded)
+    if not new_taste.mixture:
+        return taste.list_scores(new_taste, embedded[-1:], None, candidates, prior_col, temperature)[0]
+    moments = taste.Moments(user=np.zeros(n, int), time=np.zeros(n), count=np.ones(n), queries={})
+    mixed = taste.mixture_scores(embedded, moments, np.zeros(1), math.inf, candidates, temperature, np.zeros(1, int))
+    return taste.list_scores(new_taste, embedded[-1:], mixed, candidates, prior_col, temperature)[0]
 
 
 def latest_ratings(part: dict[str, np.ndarray], n_users: int, n: int) -> list[np.ndarray]:
@@ -90,38 +125,76 @@ def latest_ratings(part: dict[str, np.ndarray], n_users: int, n: int) -> list[np
     return [order[max(bounds[u], bounds[u + 1] - n): bounds[u + 1]] for u in range(n_users)]
 
 
-def cold_start_metrics(model: MultiTaskModel, prep, candidates: np.ndarray, prior_weight: float,
-                       n: int = 10) -> dict[str, float]:
+NEW_USER_RATINGS = 10  # how many ratings a new user is judged from: about what a person gives at first
+# Priors for new users: with ten ratings the popularity prior weighs more than for a known user.
+NEW_USER_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0)
+USER_CHUNK = 256
+NEW_USER_TASTES = tuple(Taste(h, p, mixture) for h, mixture in ((taste.NOW, False), (math.inf, True))
+                        for p in NEW_USER_PRIORS)
+
+
+def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray, k: int,
+                  tastes=NEW_USER_TASTES, n: int = NEW_USER_RATINGS) -> dict[Taste, np.ndarray]:
+    """[evaluated users, k] top movies of each taste (the part's seen movies left out) when
+    every evaluated user of `part` is queried as a new user from only their `n` latest
+    training ratings (no user id); -1 pads a user without ratings."""
+    from recsys import metrics
+    from recsys.evaluate import encode_queries, part_of
+
+    ev, k = part_of(prep, part), min(k, len(candidates))
+    picks = latest_ratings(prep.train, prep.spec.n_users, n)
+    prior_col = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
+                                   model.preset.temperature)
+    out = {t: np.full((len(ev.users), k), -1) for t in tastes}
+    users = [(i, picks[u], float(when)) for i, (u, when) in enumerate(zip(ev.users, ev.times)) if len(picks[u])]
+    # One model call per chunk of users, and only their top k kept: memory stays flat.
+    for start in range(0, len(users), USER_CHUNK):
+        chunk = users[start: start + USER_CHUNK]
+        batch = [inputs(model, prep.train["movie"][rows], prep.train["rating"][rows], when, prep.spec.n_users,
+                        ends=np.arange(1, len(rows) + 1)) for _, rows, when in chunk]
+        embedded, _ = encode_queries(model, {key: tf.concat([b[key] for b in batch], 0) for key in batch[0]})
+        bounds = np.cumsum([0] + [len(rows) for _, rows, _ in chunk])
+        rows_of = np.array([i for i, _, _ in chunk])
+        for t in tastes:  # each moment's query is computed once; a plain taste reads the latest
+            scores = np.stack([list_scores(embedded[a:b], candidates, prior_col, model.preset.temperature, t)
+                               for a, b in zip(bounds[:-1], bounds[1:])])
+            out[t][rows_of] = metrics.top_k_excluding(scores, [ev.seen[i] for i in rows_of], k)
+    return out
+
+
+def choose_new_user_taste(model: MultiTaskModel, prep, candidates: np.ndarray) -> tuple[Taste, dict]:
+    """The new-user taste (latest query or mixture of moments, prior) with the best validation
+    `user_objective` as a new user from ten ratings; ties go to the simpler."""
+    from recsys import metrics
+    from recsys.evaluate import part_of, user_objective
+
+    ev = part_of(prep, "val")
+    grid = {t: user_objective(metrics.recall_at(top, ev.relevant))
+            for t, top in new_user_tops(model, prep, "val", candidates, max(metrics.RECALL_KS)).items()}
+    best = max(grid, key=lambda t: (round(grid[t], 6), -t.mixture, -t.prior))
+    return best, {f"{'mixture' if t.mixture else 'latest'}|{t.prior:g}": round(v, 5) for t, v in grid.items()}
+
+
+def cold_start_metrics(model: MultiTaskModel, prep, candidates: np.ndarray, new_taste: Taste,
+                       n: int = NEW_USER_RATINGS) -> dict[str, float]:
     """Recall@10 on test when each user is queried as a new user from only their `n` latest
     training ratings (no user id), against popularity and EASE given the same ratings.
 
     EASE keeps its item-item weights fitted on the whole training part (lambda chosen on
     validation); only each user's row of X shrinks to the same n ratings.
     """
-    from recsys import baselines, metrics, taste
-    from recsys.evaluate import encode_queries
-    from recsys.history import per_user_items
+    from recsys import baselines, metrics
+    from recsys.evaluate import part_of
 
+    ev = part_of(prep, "test")
     n_users, n_movies = prep.spec.n_users, prep.spec.n_movies
     picks = latest_ratings(prep.train, n_users, n)
-    vectors = taste.user_vectors(candidates, np.bincount(prep.train["movie"], minlength=n_movies),
-                                 model.preset.temperature)
-    query = np.zeros((n_users, vectors.shape[1]), np.float32)
-    for u, rows in enumerate(picks):
-        if len(rows):
-            inp = inputs(model, prep.train["movie"][rows], prep.train["rating"][rows],
-                         float(prep.last_timestamp[u]), n_users)
-            query[u] = np.append(encode_queries(model, inp)[0][0], prior_weight)
-    relevant = per_user_items(prep.test, n_users)
     few = {k: prep.train[k][np.concatenate(picks)] for k in ("user", "movie", "rating")}
     lam = baselines.ease(prep).params["lambda"]
     ease_b = baselines.ease_weights(baselines.interactions(prep.train, n_users, n_movies), lam)
-    scores = {"model": query @ vectors.T,
-              "ease": baselines.interactions(few, n_users, n_movies) @ ease_b,
-              "popularity": np.broadcast_to(np.bincount(prep.train["movie"], minlength=n_movies).astype(float),
-                                            (n_users, n_movies))}
-    out = {}
-    for name, s in scores.items():
-        top = metrics.top_k_excluding(s, prep.seen, 10)
-        out[name] = metrics.recall_at(top, relevant, ks=(10,))["recall_at_10"]
-    return out
+    counts = np.bincount(prep.train["movie"], minlength=n_movies).astype(float)
+    tops = {"model": new_user_tops(model, prep, "test", candidates, 10, (new_taste,), n)[new_taste],
+            "ease": metrics.top_k_excluding(baselines.interactions(few, n_users, n_movies)[ev.users] @ ease_b,
+                                            ev.seen, 10),
+            "popularity": metrics.top_k_excluding(np.broadcast_to(counts, (len(ev.users), n_movies)), ev.seen, 10)}
+    return {name: metrics.recall_at(top, ev.relevant, ks=(10,))["recall_at_10"] for name, top in tops.items()}

@@ -46,6 +46,9 @@ class Recommender:
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
         self.taste = taste.Taste.from_dict(run.info.get("taste"))
+        # A run from before new users had their own taste: their latest query with the run's prior.
+        self.new_user_taste = (taste.Taste.from_dict(run.info["new_user"]) if "new_user" in run.info
+                               else taste.Taste(taste.NOW, self.taste.prior))
         self.blend = ranking.Blend.from_dict(run.info.get("blend"))
         n_users = prep.spec.n_users
         encoded = features.encode(prep.spec, prep.ml.ratings)
@@ -168,13 +171,13 @@ class Recommender:
 
     # ------------------------------------------------------------------ answers
     def _retrieve(self, query: np.ndarray, scores: np.ndarray, exclude: np.ndarray, n: int,
-                  method: str) -> np.ndarray:
+                  method: str, rescored: bool) -> np.ndarray:
         """The n best movies by `scores` (every movie's), exactly or from an Annoy pool."""
         if method == "exact":
             return annoy_index.exact_top_k(scores, n, exclude)
         # The index searches the one-vector query; its pool (with room for the rated ones
         # to drop out) is then ordered by the list scores, which a mixture taste changes.
-        pool = max(n, ANNOY_POOL) if self.taste.mixture else n
+        pool = max(n, ANNOY_POOL) if rescored else n
         found = np.array(self.index.user_neighbours(query, pool + len(exclude)), int)
         found = found[~np.isin(found, exclude)]
         return found[np.argsort(-scores[found], kind="stable")][:n]
@@ -189,7 +192,8 @@ class Recommender:
         exclude = self.rated[row] if exclude_rated else np.array([], int)
         now, side = self.now(row)
         return self._answer(self.query(row), self.list_scores(row), now, side, row, exclude, k, n, method, rank,
-                            self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end])
+                            self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end],
+                            rescored=self.taste.mixture and self.taste.horizon != taste.NOW)
 
     def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
                       rank: str = "blend", candidates: int | None = None, age: float | None = None,
@@ -201,16 +205,17 @@ class Recommender:
         age, gender_code = newuser.check_profile(age, gender)
         rows = np.array([self.movie_row(m) for m, _ in rated], int)
         stars = np.array([s for _, s in rated], np.float32)
+        new_taste = self.new_user_taste
         inputs = newuser.inputs(self.model, rows, stars, float(self.latest_time.max()), self.prep.spec.n_users,
-                                age, gender_code)
+                                age, gender_code, ends=newuser.moment_ends(len(rows), new_taste))
         with self._model_lock:
-            now, side = encode_queries(self.model, inputs)
-        # One moment only (everything is rated "now"), so every taste's query is the now query,
-        # and a one-moment mixture orders movies as its query does.
-        query = np.append(now[0], self.taste.prior).astype(np.float32)
-        scores = self.user_vectors @ query / self.model.preset.temperature
-        return self._answer(query, scores, now[0], side[0], self.prep.spec.n_users, rows, k, n, method, rank,
-                            float(stars.mean()), rows, stars)
+            moments, sides = encode_queries(self.model, inputs)
+        # The latest moment (every rating seen) is the Annoy query and what the rating head reads.
+        query = np.append(moments[-1], new_taste.prior).astype(np.float32)
+        scores = newuser.list_scores(moments, self.candidates, self.user_vectors[:, -1],
+                                     self.model.preset.temperature, new_taste)
+        return self._answer(query, scores, moments[-1], sides[-1], self.prep.spec.n_users, rows, k, n, method,
+                            rank, float(stars.mean()), rows, stars, rescored=new_taste.mixture)
 
     def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
         if method not in METHODS:
@@ -221,9 +226,10 @@ class Recommender:
 
     def _answer(self, query: np.ndarray, scores: np.ndarray, now: np.ndarray, side: np.ndarray, head_row: int,
                 exclude: np.ndarray, k: int, n: int, method: str, rank: str, user_mean: float, history: np.ndarray,
-                history_stars: np.ndarray) -> pd.DataFrame:
-        """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each."""
-        rows = self._retrieve(query, scores, exclude, n, method)
+                history_stars: np.ndarray, rescored: bool) -> pd.DataFrame:
+        """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each
+        (`rescored`: `scores` are a mixture's, not the query's)."""
+        rows = self._retrieve(query, scores, exclude, n, method, rescored)
         with self._model_lock:
             predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
                                         np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))

@@ -38,7 +38,7 @@ def match_titles(movies: pd.DataFrame, ratings: pd.DataFrame, word: str) -> pd.D
         hit = movies[[word.casefold() in t.casefold() for t in movies.movie_title]]
     if hit.empty:
         raise UserError(f"no movie title contains {word.strip()!r}")
-    stats = ratings[ratings.movie_id.isin(hit.movie_id)].groupby("movie_id").user_rating.agg(["size", "mean"])
+    stats = ratings[ratings.movie_id.isin(hit.movie_id)].groupby("movie_id", observed=True).user_rating.agg(["size", "mean"])
     out = hit[["movie_id", "movie_title"]].merge(stats, left_on="movie_id", right_index=True, how="left")
     out = out.rename(columns={"size": "ratings", "mean": "mean_rating"})
     out["ratings"] = out.ratings.fillna(0).astype(int)

@@ -18,6 +18,7 @@ from recsys.errors import UserError
 from recsys.evaluate import (Scores, choose_blend, choose_taste, embed_moments, evaluate, full_softmax_loss,
                              model_scores, part_of)
 from recsys.history import POINTER_KEYS, query_features
+from recsys.newuser import choose_new_user_taste
 from recsys.model import MultiTaskModel
 from recsys.optim import make_optimizer
 from recsys.prepare import Prepared, latest_times, prepare
@@ -258,6 +259,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     user_taste, taste_grid = choose_taste(model, prep, candidates, moments)
     val_scores = model_scores(model, prep, "val", candidates=candidates, user_taste=user_taste, moments=moments)
     blend, blend_grid = choose_blend(val_scores, prep)
+    new_user_taste, new_user_grid = choose_new_user_taste(model, prep, candidates)
     val_metrics = evaluate(val_scores, prep, "val", blend)
     test_metrics = evaluate(model_scores(model, prep, "test", candidates=candidates, user_taste=user_taste,
                                          moments=moments), prep, "test", blend)
@@ -267,6 +269,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
             "dataset": prep.ml.dataset, "synthetic": prep.ml.synthetic,
             "taste": user_taste.to_dict(), "taste_validation": taste_grid,
             "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics,
+            "new_user": new_user_taste.to_dict(), "new_user_validation": new_user_grid,
             **(worker.info if worker is not None else {})}
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     annoy_index.build(folder, candidates, list(prep.spec.movie_ids),

@@ -173,6 +173,7 @@ def test_home_shows_the_data_the_current_run_and_its_baselines(tiny_run):
     assert numbers["RMSE"] == f"{run.metrics['rmse']:.3f}"
     assert numbers["Coverage@10"] == f"{run.metrics['coverage_at_10']:.1%}"
     assert run.run_id in texts(at.markdown) and "random split" in texts(at.markdown)
+    assert f"trained on **{ui.escape(run.info['dataset'])}**" in texts(at.markdown)
     found = catalog.baselines()
     best = max(("EASE", "ease"), ("Item-kNN", "itemknn"), ("Popularity", "popularity"),
                key=lambda b: found[b[1]]["top_10_accuracy"])
@@ -305,6 +306,22 @@ def test_the_split_protocol_is_chosen_on_the_train_page(tiny_run, fake_queue):
     _button(at, "Train").click().run()  # a new config: the tiny run was trained on the random split
     assert [c.split for c in queue.enqueued[0]] == ["temporal"]
     assert "temporal split" in texts(at.markdown)  # the request says which protocol it trains on
+
+
+def test_the_dataset_is_chosen_among_those_this_machine_holds(tiny_run, fake_queue, monkeypatch):
+    from recsys import data
+
+    queue = fake_queue()
+    monkeypatch.setattr(data, "available_datasets", lambda: ("ml-100k", "ml-1m"))
+    monkeypatch.setattr(catalog, "cached_run", lambda config: None)  # ML-1M itself is not here to look up
+    at = open_page("Train")
+    assert at.selectbox(key="dataset").options == ["the app's data", "ml-1m"]  # 100K is the app's own
+    assert at.selectbox(key="dataset").value is None
+    _fill(at, TINY_CONFIG)
+    at.selectbox(key="dataset").set_value("ml-1m")
+    _button(at, "Train").click().run()
+    assert [c.dataset for c in queue.enqueued[0]] == ["ml-1m"]
+    assert "ml\\-1m" in texts(at.markdown)  # the request says which data it trains on
 
 
 def test_the_train_page_says_what_each_weight_weighs(tiny_run):

@@ -1,9 +1,11 @@
 """Recommender on the tiny run: exact and Annoy answers against brute force, profiles, CLI."""
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -205,15 +207,68 @@ def test_a_new_user_gets_a_list_from_their_ratings_alone(rec):
     assert len(top) == 6 and not {"3", "25", "9"} & set(top.movie_id)
     assert top.blended.is_monotonic_decreasing
     assert all(set(b) == {"3", "25"} for b in top.because)  # the liked ones explain it, never the 1-star one
-    # The query is the model's own answer for the unknown user with these ratings as history.
-    inputs = newuser.inputs(rec.model, np.array([rec.movie_row(m) for m, _ in rated]), np.array([5, 4, 1.0]),
-                            float(rec.latest_time.max()), rec.prep.spec.n_users)
-    q, _ = encode_queries(rec.model, inputs)
+    # The scores are the model's own answers for the unknown user with these ratings as history:
+    # the query after the latest rating, or the mixture of one query per rating, as validated.
+    rows, stars = np.array([rec.movie_row(m) for m, _ in rated]), np.array([5, 4, 1.0])
+    t, temp = rec.new_user_taste, rec.model.preset.temperature
+    queries = np.stack([encode_queries(rec.model, newuser.inputs(rec.model, rows[:end], stars[:end],
+                                                                 float(rec.latest_time.max()),
+                                                                 rec.prep.spec.n_users))[0][0]
+                        for end in ((1, 2, 3) if t.mixture else (3,))])
+    logits = queries @ rec.candidates.T / temp
+    if t.mixture:
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        expected = np.log((probs / probs.sum(1, keepdims=True)).mean(0))
+    else:
+        expected = logits[0]
+    expected = expected + t.prior * rec.user_vectors[:, -1] / temp
     watch = rec.recommend_new(rated, k=6, rank="watch")
-    np.testing.assert_allclose(watch.score, rec.user_vectors[[rec.movie_row(m) for m in watch.movie_id]]
-                               @ np.append(q[0], rec.taste.prior) / rec.model.preset.temperature, rtol=1e-5)
+    np.testing.assert_allclose(watch.score, expected[[rec.movie_row(m) for m in watch.movie_id]], rtol=1e-4,
+                               atol=1e-5)
     # Every further rating changes the answer.
     assert rec.recommend_new(rated + [("12", 5.0)], k=6, rank="watch").score.tolist() != watch.score.tolist()
+
+
+def test_a_new_users_moments_are_the_queries_of_their_first_ratings(rec):
+    rows, stars, now = np.array([3, 11, 5, 20]), np.array([5.0, 2, 4, 3]), float(rec.latest_time.max())
+    n_users = rec.prep.spec.n_users
+    moments, _ = encode_queries(rec.model, newuser.inputs(rec.model, rows, stars, now, n_users, ends=[1, 2, 4]))
+    for j, end in enumerate((1, 2, 4)):
+        alone, _ = encode_queries(rec.model, newuser.inputs(rec.model, rows[:end], stars[:end], now, n_users))
+        np.testing.assert_allclose(moments[j], alone[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mixture", [False, True])
+def test_new_user_list_scores_by_hand(mixture):
+    rng = np.random.default_rng(1)
+    embedded, candidates = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    prior_col = np.log1p(np.arange(len(candidates), dtype=np.float32)) * 0.5  # temperature x log1p(count)
+    t = taste.Taste(math.inf if mixture else taste.NOW, 0.75, mixture)
+    got = newuser.list_scores(embedded, candidates, prior_col, 0.5, t)
+    logits = embedded @ candidates.T / 0.5
+    if mixture:
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        expected = np.log(probs.mean(0))
+    else:
+        expected = logits[-1]  # the latest moment's query
+    np.testing.assert_allclose(got, expected + 0.75 * prior_col / 0.5, rtol=1e-5, atol=1e-5)
+
+
+def test_the_new_user_taste_is_chosen_on_validation_alone(_tiny_session):
+    from recsys.checkpoint import load_model
+
+    _, prep, run = _tiny_session
+    model = load_model(run, prep)
+    candidates = model.candidate_embeddings(prep.spec.n_movies)
+    chosen, grid = newuser.choose_new_user_taste(model, prep, candidates)
+    assert len(grid) == len(newuser.NEW_USER_TASTES) and max(grid.values()) == grid[
+        f"{'mixture' if chosen.mixture else 'latest'}|{chosen.prior:g}"]
+    assert run.info["new_user"] == chosen.to_dict()  # what training stored is this choice
+    rng = np.random.default_rng(0)
+    scrambled = replace(prep, test=dict(prep.test, movie=rng.permutation(prep.test["movie"])))
+    assert newuser.choose_new_user_taste(model, scrambled, candidates) == (chosen, grid)
+    quality = newuser.cold_start_metrics(model, prep, candidates, chosen)
+    assert set(quality) == {"model", "ease", "popularity"} and all(0 <= v <= 1 for v in quality.values())
 
 
 def test_a_new_users_age_and_gender_enter_the_query(rec):

@@ -1,6 +1,5 @@
 """The cached trainer: stored runs, atomic writes, progress, reloading."""
 import json
-import os
 
 import numpy as np
 import pytest
