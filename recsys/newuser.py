@@ -101,7 +101,7 @@ def inputs(model: MultiTaskModel, movie_rows: np.ndarray, stars: np.ndarray, now
 def moment_ends(n_rated: int, new_taste: Taste) -> np.ndarray | None:
     """The moments a new user's query is made from: each rating's (a mixture), or None for
     the one query after the latest."""
-    return np.arange(1, n_rated + 1) if new_taste.mixture else None
+    return np.arange(1, n_rated + 1) if new_taste.mixes else None
 
 
 def list_scores(embedded: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, temperature: float,
@@ -109,11 +109,12 @@ def list_scores(embedded: np.ndarray, candidates: np.ndarray, prior_col: np.ndar
     """Every movie's retrieval score (logit units) for a new user whose moment queries are
     `embedded` (oldest first): the latest query's, or the mixture of all moments' softmaxes,
     each rating one moment; plus the prior."""
-    n = len(embedded)
-    if not new_taste.mixture:
-        return taste.list_scores(new_taste, embedded[-1:], None, candidates, prior_col, temperature)[0]
-    moments = taste.Moments(user=np.zeros(n, int), time=np.zeros(n), count=np.ones(n), queries={})
-    mixed = taste.mixture_scores(embedded, moments, np.zeros(1), math.inf, candidates, temperature, np.zeros(1, int))
+    mixed = None
+    if new_taste.mixes:  # every rating one moment of one user, all weighing alike
+        n = len(embedded)
+        moments = taste.Moments(user=np.zeros(n, int), time=np.zeros(n), count=np.ones(n), queries={})
+        mixed = taste.mixture_scores(embedded, moments, np.zeros(1), math.inf, candidates, temperature,
+                                     np.zeros(1, int))
     return taste.list_scores(new_taste, embedded[-1:], mixed, candidates, prior_col, temperature)[0]
 
 

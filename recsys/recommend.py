@@ -140,21 +140,22 @@ class Recommender:
     def _long_term(self, users: np.ndarray | None) -> np.ndarray:
         """[n_users, d] long-term mean queries of `users` (None: everyone); other rows are 0."""
         found, embedded = self._moments(users)
-        if users is None and self.taste.mixture:
+        if users is None and self.taste.mixes:
             self._all_moments = (found, embedded)  # the mixture rescores lists from them
         return taste.mean_queries(embedded, found, self.latest_time, self.taste.horizon, self.prep.spec.n_users)
 
     def list_scores(self, row: int) -> np.ndarray:
         """The user's retrieval score of every movie under the run's taste (logit units)."""
-        if not (self.taste.mixture and self.taste.horizon != taste.NOW):
+        if not self.taste.mixes:
             return self.user_vectors @ self.query(row) / self.model.preset.temperature
         if self._all_moments is not None:
             found, embedded = self._all_moments
         else:
             found, embedded = self._moments(np.array([row]))
+        temperature = self.model.preset.temperature
         mixed = taste.mixture_scores(embedded, found, self.latest_time, self.taste.horizon, self.candidates,
-                                     self.model.preset.temperature, np.array([row]))[0]
-        return mixed + self.taste.prior * self.user_vectors[:, -1] / self.model.preset.temperature
+                                     temperature, np.array([row]))
+        return taste.list_scores(self.taste, None, mixed, self.candidates, self.user_vectors[:, -1], temperature)[0]
 
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's moment query just after their latest rating, and the rating head's user side."""
@@ -193,7 +194,7 @@ class Recommender:
         now, side = self.now(row)
         return self._answer(self.query(row), self.list_scores(row), now, side, row, exclude, k, n, method, rank,
                             self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end],
-                            rescored=self.taste.mixture and self.taste.horizon != taste.NOW)
+                            rescored=self.taste.mixes)
 
     def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
                       rank: str = "blend", candidates: int | None = None, age: float | None = None,
@@ -215,7 +216,7 @@ class Recommender:
         scores = newuser.list_scores(moments, self.candidates, self.user_vectors[:, -1],
                                      self.model.preset.temperature, new_taste)
         return self._answer(query, scores, moments[-1], sides[-1], self.prep.spec.n_users, rows, k, n, method,
-                            rank, float(stars.mean()), rows, stars, rescored=new_taste.mixture)
+                            rank, float(stars.mean()), rows, stars, rescored=new_taste.mixes)
 
     def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
         if method not in METHODS:

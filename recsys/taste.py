@@ -48,6 +48,12 @@ class Taste:
     prior: float = 0.0  # weight of log(1 + training count) in logit units
     mixture: bool = False  # moments combined by their softmaxes (else by their mean query)
 
+    @property
+    def mixes(self) -> bool:
+        """Whether lists come from a mixture of softmaxes, not from one query (the latest
+        moment alone is one query, whatever `mixture` says)."""
+        return self.mixture and self.horizon != NOW
+
     def to_dict(self) -> dict:
         """Plain JSON for a run's info (infinity as a string JSON can hold)."""
         d = asdict(self)
@@ -69,7 +75,7 @@ class Taste:
             when = "all of the user's moments alike"
         else:
             when = f"the user's moments, halving every {self.horizon * math.log(2) / 86400:.2g} days"
-        how = ", mixed by their softmaxes" if self.mixture and self.horizon != NOW else ""
+        how = ", mixed by their softmaxes" if self.mixes else ""
         return when + how + (f", plus popularity x {self.prior:g}" if self.prior else "")
 
 
@@ -184,6 +190,6 @@ def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, c
                 prior_col: np.ndarray, temperature: float) -> np.ndarray:
     """[users, movies] in one unit whatever the taste: logits (dot / temperature) or log-mixture,
     plus prior x log(1 + count)."""
-    if taste.mixture and taste.horizon != NOW:
+    if taste.mixes:
         return mixture + taste.prior * prior_col[None, :] / temperature
     return scores(query, candidates, prior_col, taste) / temperature
