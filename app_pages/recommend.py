@@ -109,6 +109,7 @@ def dataset_user() -> None:
              f"Movies user {user} already rated are included."]
     notes.append("Watch: the retrieval score (likely to watch); Love: the predicted rating (likely to love); "
                  "Blend: both, weighted as validated; Because: the user's ratings most like the movie.")
+    notes.append(f"The list's query, as chosen on validation for this run: {rec.taste.describe()}.")
     st.caption(ui.escape(" ".join(notes)))
 
     st.subheader("Beside another list")

@@ -134,10 +134,18 @@ def _cost_targets(r: dict) -> str:
                                                      f"training, {x['peak_rss_mib']} MiB" for x in runs) + ".\n")
 
 
+def _taste(t: dict) -> str:
+    """A stored taste in words (recsys.taste.Taste.describe)."""
+    from recsys.taste import Taste
+
+    return Taste.from_dict(t).describe()
+
+
 def _protocols(r: dict) -> str:
     text = ["## Both protocols: the default, its variants and the classic baselines\n",
             "`default, now only` is the default run with each user's list asked at their latest moment alone "
-            "(no long-term taste); `default-no-session` drops the session (the latest 10 ratings); "
+            "(no long-term taste); `default, no item-item` is the same run without its item-item part in the "
+            "lists; `default-no-session` drops the session (the latest 10 ratings); "
             "`default-with-history-bag` adds the whole-history bag to the query tower. Baselines are fitted on "
             "the same training ratings; each one's setting was chosen on validation. Unsuffixed user-level "
             "metrics rank by the first stage; \"ranked\" by the two-stage order.\n"]
@@ -146,8 +154,8 @@ def _protocols(r: dict) -> str:
         text.append(_metric_table(rows) + "\n")
         tastes = {name: m.get("taste") for name, m in rows.items() if m.get("taste")}
         if tastes:
-            text.append("User queries chosen on validation: " + "; ".join(
-                f"{n}: horizon {t['horizon']}, prior {t['prior']}" for n, t in tastes.items()) + ".\n")
+            text.append("User queries (chosen on validation for the runs; set by hand for the rows of the default "
+                        "run): " + "; ".join(f"{n}: {_taste(t)}" for n, t in tastes.items()) + ".\n")
     return "\n".join(text)
 
 

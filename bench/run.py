@@ -106,7 +106,8 @@ def protocols() -> dict:
     """Each protocol: the default, its variants and the classic baselines, every metric.
 
     "default, now only" is the default run with each user's list asked at their latest
-    moment alone: what the long-term taste (recsys/taste.py) adds.
+    moment alone: what the long-term taste (recsys/taste.py) adds; "default, no item-item"
+    the same run without its item-item part (recsys/itemitem.py) in the lists.
     """
     _register_variants()
     out = {}
@@ -119,19 +120,19 @@ def protocols() -> dict:
             run = train(RunConfig(1.0, 1.0, preset=name, split=protocol), prep=prep).run
             rows[name] = _row(run)
             if name == "default":
-                rows["default, now only"] = _now_only(run, prep)
+                chosen = Taste.from_dict(run.info["taste"])
+                rows["default, now only"] = _with_taste(run, prep, replace(chosen, horizon=NOW, mixture=False))
+                rows["default, no item-item"] = _with_taste(run, prep, replace(chosen, item_item=0.0))
         log(f"{protocol} split: baselines")
         rows.update(baselines.metrics(prep))
         out[protocol] = rows
     return out
 
 
-def _now_only(run, prep) -> dict:
-    """The run's test metrics with every user's list asked at their latest moment only."""
-    chosen = Taste.from_dict(run.info["taste"])
-    scores = model_scores(load_model(run, prep), prep, "test", user_taste=Taste(NOW, chosen.prior))
-    return {**evaluate(scores, prep, "test", Blend.from_dict(run.info["blend"])), "taste": {"horizon": NOW,
-                                                                                       "prior": chosen.prior}}
+def _with_taste(run, prep, user_taste: Taste) -> dict:
+    """The run's test metrics with every user's list made by `user_taste` instead of its own."""
+    scores = model_scores(load_model(run, prep), prep, "test", user_taste=user_taste)
+    return {**evaluate(scores, prep, "test", Blend.from_dict(run.info["blend"])), "taste": user_taste.to_dict()}
 
 
 def robustness() -> dict:

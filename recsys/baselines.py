@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recsys.evaluate import Scores, evaluate, part_of, user_objective
+from recsys.itemitem import ease_weights, interactions  # noqa: F401 - the one EASE, also for callers here
 from recsys.prepare import Prepared
 
 NAMES = ("popularity", "ease", "itemknn")
@@ -52,13 +53,6 @@ class Fitted:
                 lambda movies: np.take_along_axis(ratings[ev.users], np.maximum(movies, 0), 1)))
 
 
-def interactions(train: dict[str, np.ndarray], n_users: int, n_movies: int) -> np.ndarray:
-    """A part as a dense users x movies 0/1 matrix."""
-    x = np.zeros((n_users, n_movies), np.float64)
-    x[train["user"], train["movie"]] = 1.0
-    return x
-
-
 def biases(train: dict[str, np.ndarray], n_users: int, n_movies: int) -> np.ndarray:
     """Global mean + regularised user and movie biases, for every (user, movie): [users, movies]."""
     mu = float(train["rating"].mean())
@@ -77,16 +71,6 @@ def popularity_fit(train: dict[str, np.ndarray], n_users: int, n_movies: int) ->
     mean = np.where(counts > 0, sums / np.maximum(counts, 1), float(train["rating"].mean()))
     return Fitted("popularity", np.broadcast_to(counts, (n_users, n_movies)),
                   np.broadcast_to(mean, (n_users, n_movies)), fit_seconds=time.perf_counter() - start)
-
-
-def ease_weights(x: np.ndarray, lam: float) -> np.ndarray:
-    """EASE's item-item matrix B for the 0/1 matrix `x`."""
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)
-    b[np.diag_indices_from(b)] = 0.0
-    return b
 
 
 def ease_fit(train: dict[str, np.ndarray], n_users: int, n_movies: int, lam: float) -> Fitted:

@@ -12,7 +12,7 @@ from recsys.optim import OPTIMIZERS
 from recsys.split import DEFAULT_SEED, check_protocol
 
 # Bump when a code change alters what a config trains to, so old runs are not reused.
-MODEL_VERSION = "4"
+MODEL_VERSION = "5"
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 MAX_SEED = 2**31 - 1  # TensorFlow's and NumPy's seeds must fit; a larger one was a ValueError traceback

@@ -138,11 +138,17 @@ def query_embeddings(model: MultiTaskModel, timeline: Timeline, queries: dict[st
     return np.concatenate(embedded), np.concatenate(sides)
 
 
+@tf.function(reduce_retracing=True)
+def _rate(model: MultiTaskModel, query, candidate, user, movie, side) -> tf.Tensor:
+    return model.rating_head(query, candidate, user, movie, side)
+
+
 def predict_ratings(model: MultiTaskModel, query: np.ndarray, candidates: np.ndarray, user: np.ndarray,
                     movie: np.ndarray, user_side: np.ndarray) -> np.ndarray:
     """Rating-head predictions for (user, movie) pairs, given their embeddings and user sides."""
-    out = model.rating_head(tf.constant(query), tf.constant(candidates[movie]), tf.constant(user, tf.int32),
-                            tf.constant(movie, tf.int32), tf.constant(user_side, tf.float32))
+    # A traced function: called eagerly, the head's Keras layers cost more than its arithmetic.
+    out = _rate(model, tf.constant(query, tf.float32), tf.constant(candidates[movie], tf.float32),
+                tf.constant(user, tf.int32), tf.constant(movie, tf.int32), tf.constant(user_side, tf.float32))
     return out.numpy().ravel()
 
 
@@ -176,6 +182,7 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
         else:
             query = _long_term(embedded, found, prep, ev, user_taste.horizon)
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
+    item_item = item_item_scores(model, prep, ev.users) if user_taste.item_item else None
 
     def user_ratings(movies: np.ndarray) -> np.ndarray:
         # Stars are predicted for now: the rating head was trained on moments, not on averages.
@@ -186,8 +193,16 @@ def model_scores(model: MultiTaskModel, prep: Prepared, part: str, pairs: bool =
                                user_side[rows]).reshape(n, width)
 
     return Scores(pair_scores=lambda rows: pair_query[rows] @ candidates.T, pair_ratings=pair_ratings,
-                  user_scores=taste.list_scores(user_taste, query, mixture, candidates, prior, temperature),
+                  user_scores=taste.list_scores(user_taste, query, mixture, candidates, prior, temperature, item_item),
                   user_ratings=user_ratings)
+
+
+def item_item_scores(model: MultiTaskModel, prep: Prepared, users: np.ndarray) -> np.ndarray | None:
+    """[len(users), movies] the model's item-item scores from each user's training ratings (the
+    history the towers see), or None for a model without the item-item part."""
+    if model.item_item is None:
+        return None
+    return model.item_item.scores([prep.seen_train[u] for u in users])
 
 
 def _now_of(prep: Prepared, ev: Evaluated) -> np.ndarray:
@@ -210,8 +225,9 @@ def embed_moments(model: MultiTaskModel, timeline: Timeline,
 
 def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
                  moments: tuple[Moments, np.ndarray] | None = None) -> tuple[Taste, dict]:
-    """The (horizon, mean or mixture, prior) with the best validation `user_objective`; ties
-    go to the simpler (the shorter horizon, the mean, the smaller prior)."""
+    """The (horizon, mean or mixture, prior, item-item weight) with the best validation
+    `user_objective`; ties go to the simpler (the shorter horizon, the mean, the smaller prior
+    and item-item weight). The item-item weight is tried with the best (horizon, way) alone."""
     ev = part_of(prep, "val")
     moments = moments or embed_moments(model, prep.timeline, ev.users)
     now_query = model_scores(model, prep, "val", pairs=False, candidates=candidates, moments=moments)
@@ -220,19 +236,35 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
     later = tuple(h for h in taste.HORIZONS if h != taste.NOW)
     mixed = taste.mixtures(embedded, found, _now_of(prep, ev), later, candidates, temperature, ev.users)
-    grid = {}
-    for horizon in taste.HORIZONS:
-        ways = {False: now_query.user_scores * temperature} if horizon == taste.NOW else {
-            False: _long_term(embedded, found, prep, ev, horizon) @ candidates.T,
-            True: mixed[horizon] * temperature}
-        for mixture, base in ways.items():  # in dot-product units, where the prior column lives
-            for weight in taste.PRIORS:
-                top = metrics.top_k_excluding(base + weight * prior[None, :], ev.seen, max(metrics.RECALL_KS))
-                grid[Taste(horizon, weight, mixture)] = user_objective(metrics.recall_at(top, ev.relevant))
+    grid, bases = {}, {}
+
+    def score(t: Taste, extra: np.ndarray | float = 0.0) -> None:
+        top = metrics.top_k_excluding(bases[(t.horizon, t.mixture)] + t.prior * prior[None, :] + extra, ev.seen,
+                                      max(metrics.RECALL_KS))
+        grid[t] = user_objective(metrics.recall_at(top, ev.relevant))
+
     order = {h: i for i, h in enumerate(taste.HORIZONS)}
-    best = max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.mixture, -t.prior))
-    return best, {f"{t.to_dict()['horizon']}|{'mixture' if t.mixture else 'mean'}|{t.prior:g}": round(v, 5)
-                  for t, v in grid.items()}
+
+    def best() -> Taste:
+        return max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.mixture, -t.prior, -t.item_item))
+
+    for horizon in taste.HORIZONS:  # in dot-product units, where the prior column lives
+        if horizon == taste.NOW:
+            bases[(horizon, False)] = now_query.user_scores * temperature
+        else:
+            bases[(horizon, False)] = _long_term(embedded, found, prep, ev, horizon) @ candidates.T
+            bases[(horizon, True)] = mixed[horizon] * temperature
+    for (horizon, mixture) in bases:
+        for weight in taste.PRIORS:
+            score(Taste(horizon, weight, mixture))
+    item_item = item_item_scores(model, prep, ev.users)
+    if item_item is not None:
+        way = best()
+        for weight in taste.PRIORS:
+            for gamma in taste.ITEM_ITEMS[1:]:
+                score(Taste(way.horizon, weight, way.mixture, gamma), gamma * temperature * item_item)
+    return best(), {f"{t.to_dict()['horizon']}|{'mixture' if t.mixture else 'mean'}|{t.prior:g}"
+                    + (f"|item-item {t.item_item:g}" if t.item_item else ""): round(v, 5) for t, v in grid.items()}
 
 
 # ---------------------------------------------------------------------------------- any recommender

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from recsys import itemitem
 from recsys.features import FeatureSpec
 from recsys.layers import MovieFeatures, UserFeatures, l2_regularizer, mlp
 from recsys.presets import Preset
@@ -133,6 +134,9 @@ class MultiTaskModel(tfrs.Model):
         self.query_tower = QueryTower(spec, preset)
         self.candidate_tower = CandidateTower(spec, preset)
         self.rating_head = RatingHead(spec, preset, mean_rating)
+        # Fitted in closed form after the towers train (recsys/train.py), not by gradients.
+        self.item_item = (itemitem.ItemItem(spec.n_movies, preset.item_item_l2)
+                          if itemitem.applies(spec.n_movies, preset.item_item_l2) else None)
         self.rating_weight = float(rating_weight)
         self.retrieval_weight = float(retrieval_weight)
         self.rating_task = tfrs.tasks.Ranking(

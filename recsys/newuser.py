@@ -105,17 +105,19 @@ def moment_ends(n_rated: int, new_taste: Taste) -> np.ndarray | None:
 
 
 def list_scores(embedded: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, temperature: float,
-                new_taste: Taste) -> np.ndarray:
+                new_taste: Taste, item_item: np.ndarray | None = None) -> np.ndarray:
     """Every movie's retrieval score (logit units) for a new user whose moment queries are
     `embedded` (oldest first): the latest query's, or the mixture of all moments' softmaxes,
-    each rating one moment; plus the prior."""
+    each rating one moment; plus the prior and the taste's share of `item_item` (the user's
+    item-item scores, [movies])."""
     mixed = None
     if new_taste.mixes:  # every rating one moment of one user, all weighing alike
         n = len(embedded)
         moments = taste.Moments(user=np.zeros(n, int), time=np.zeros(n), count=np.ones(n), queries={})
         mixed = taste.mixture_scores(embedded, moments, np.zeros(1), math.inf, candidates, temperature,
                                      np.zeros(1, int))
-    return taste.list_scores(new_taste, embedded[-1:], mixed, candidates, prior_col, temperature)[0]
+    return taste.list_scores(new_taste, embedded[-1:], mixed, candidates, prior_col, temperature,
+                             None if item_item is None else item_item[None])[0]
 
 
 def latest_ratings(part: dict[str, np.ndarray], n_users: int, n: int) -> list[np.ndarray]:
@@ -130,12 +132,17 @@ NEW_USER_RATINGS = 10  # how many ratings a new user is judged from: about what 
 # Priors for new users: with ten ratings the popularity prior weighs more than for a known user.
 NEW_USER_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0)
 USER_CHUNK = 256
-NEW_USER_TASTES = tuple(Taste(h, p, mixture) for h, mixture in ((taste.NOW, False), (math.inf, True))
-                        for p in NEW_USER_PRIORS)
+NEW_USER_WAYS = ((taste.NOW, False), (math.inf, True))  # the query after the latest rating, or the mixture
+
+
+def new_user_tastes(model: MultiTaskModel) -> tuple[Taste, ...]:
+    """The new-user tastes validation chooses from (item-item weights if the model has the part)."""
+    gammas = taste.ITEM_ITEMS if model.item_item is not None else (0.0,)
+    return tuple(Taste(h, p, mixture, g) for h, mixture in NEW_USER_WAYS for p in NEW_USER_PRIORS for g in gammas)
 
 
 def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray, k: int,
-                  tastes=NEW_USER_TASTES, n: int = NEW_USER_RATINGS) -> dict[Taste, np.ndarray]:
+                  tastes: tuple[Taste, ...], n: int = NEW_USER_RATINGS) -> dict[Taste, np.ndarray]:
     """[evaluated users, k] top movies of each taste (the part's seen movies left out) when
     every evaluated user of `part` is queried as a new user from only their `n` latest
     training ratings (no user id); -1 pads a user without ratings."""
@@ -156,9 +163,15 @@ def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray
         embedded, _ = encode_queries(model, {key: tf.concat([b[key] for b in batch], 0) for key in batch[0]})
         bounds = np.cumsum([0] + [len(rows) for _, rows, _ in chunk])
         rows_of = np.array([i for i, _, _ in chunk])
-        for t in tastes:  # each moment's query is computed once; a plain taste reads the latest
-            scores = np.stack([list_scores(embedded[a:b], candidates, prior_col, model.preset.temperature, t)
-                               for a, b in zip(bounds[:-1], bounds[1:])])
+        item_item = (model.item_item.scores([prep.train["movie"][rows] for _, rows, _ in chunk])
+                     if any(t.item_item for t in tastes) else None)
+        # Each way's scores once (no prior, no item-item); every taste adds its own share of both.
+        ways = {(t.horizon, t.mixture) for t in tastes}
+        base = {(h, m): np.stack([list_scores(embedded[a:b], candidates, prior_col, model.preset.temperature,
+                                              Taste(h, 0.0, m)) for a, b in zip(bounds[:-1], bounds[1:])])
+                for h, m in ways}
+        for t in tastes:
+            scores = base[(t.horizon, t.mixture)] + taste.additions(t, prior_col, model.preset.temperature, item_item)
             out[t][rows_of] = metrics.top_k_excluding(scores, [ev.seen[i] for i in rows_of], k)
     return out
 
@@ -171,9 +184,11 @@ def choose_new_user_taste(model: MultiTaskModel, prep, candidates: np.ndarray) -
 
     ev = part_of(prep, "val")
     grid = {t: user_objective(metrics.recall_at(top, ev.relevant))
-            for t, top in new_user_tops(model, prep, "val", candidates, max(metrics.RECALL_KS)).items()}
-    best = max(grid, key=lambda t: (round(grid[t], 6), -t.mixture, -t.prior))
-    return best, {f"{'mixture' if t.mixture else 'latest'}|{t.prior:g}": round(v, 5) for t, v in grid.items()}
+            for t, top in new_user_tops(model, prep, "val", candidates, max(metrics.RECALL_KS),
+                                        new_user_tastes(model)).items()}
+    best = max(grid, key=lambda t: (round(grid[t], 6), -t.mixture, -t.prior, -t.item_item))
+    return best, {f"{'mixture' if t.mixture else 'latest'}|{t.prior:g}"
+                  + (f"|item-item {t.item_item:g}" if t.item_item else ""): round(v, 5) for t, v in grid.items()}
 
 
 def cold_start_metrics(model: MultiTaskModel, prep, candidates: np.ndarray, new_taste: Taste,

@@ -1,15 +1,18 @@
-"""Optimisers a run can use: the seed's Ranger, Adam and Adagrad."""
+"""Optimisers a run can use: the seed's Ranger, Adam, LazyAdam and Adagrad."""
 from __future__ import annotations
 
 from recsys.errors import UserError
 
-OPTIMIZERS = ("ranger", "adam", "adagrad")
+OPTIMIZERS = ("ranger", "adam", "lazyadam", "adagrad")
 
 
 def make_optimizer(name: str, learning_rate: float, decay: float = 1.0, steps_per_epoch: int = 1):
     """Build the optimiser `name`; "ranger" is the notebook's RAdam wrapped in Lookahead.
 
-    For Adam and Adagrad, the learning rate is multiplied by `decay` once per epoch.
+    For Adam, LazyAdam and Adagrad, the learning rate is multiplied by `decay` once per epoch.
+    LazyAdam (tensorflow-addons) is Adam that updates only the embedding rows a batch
+    used: Keras's Adam decays the moments of every row of every table at every step, a
+    cost that grows with the number of users and movies, not with the batch.
     """
     import tensorflow as tf  # late, so config validation stays free of TensorFlow
 
@@ -26,6 +29,10 @@ def make_optimizer(name: str, learning_rate: float, decay: float = 1.0, steps_pe
         return tfa.optimizers.Lookahead(radam, sync_period=6, slow_step_size=0.5)
     if name == "adam":
         return tf.keras.optimizers.Adam(rate)
+    if name == "lazyadam":
+        import tensorflow_addons as tfa
+
+        return tfa.optimizers.LazyAdam(rate)
     if name == "adagrad":
         return tf.keras.optimizers.Adagrad(rate)
     raise UserError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")

@@ -26,6 +26,7 @@ class Preset:
     embedding_l2: float = 0.0  # on id embeddings (user, movie), which overfit first
     context_size: int = 0  # the session: the user's latest training ratings at the query time (recsys/history.py)
     context_rating: bool = False  # the rating head sees the session's mean rating too
+    item_item_l2: float = 0.0  # the item-item part (recsys/itemitem.py): EASE's regularisation, 0 = off
     history_dim: int = 0  # the whole history before the query: mean of these-sized movie embeddings (0 = off)
     id_dropout: float = 0.0  # in training, hide the user id this often (the unknown-user slot)
     session_dropout: float = 0.0  # in training, hide the session this often (long-term taste alone)
@@ -67,6 +68,7 @@ PRESETS: dict[str, Preset] = {
         context_rating=True,
         session_dropout=0.25,
         id_dropout=0.1,
+        item_item_l2=300.0,
         retrieval_reduction="mean",
         logq_correction=True,
         remove_accidental_hits=True,

@@ -7,14 +7,17 @@ validated blend of both (the default).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 
 from recsys import index as annoy_index
-from recsys import baselines, datasets, features, moviemap, newuser, ranking, runs, search, taste
+from recsys import baselines, datasets, features, itemitem, moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
 from recsys.checkpoint import load_model
 from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
@@ -27,6 +30,24 @@ MAX_K = 1000
 EXPLAINED = 3  # rated movies shown as the reason for each recommendation
 EAGER_RATINGS = 2_000_000  # up to this many ratings every user's query is computed at start
 ANNOY_POOL = 200  # movies an index retrieves for a mixture taste to rescore
+# A file each list's milliseconds are appended to, when set: how bench/reliability.py
+# measures the lists a Streamlit server makes for its browser sessions, in that server.
+LATENCY_LOG = "RECSYS_LATENCY_LOG"
+
+
+def _timed(method):
+    """Append `method`'s name and milliseconds to $RECSYS_LATENCY_LOG after each call (if set)."""
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        path = os.environ.get(LATENCY_LOG)
+        if not path:
+            return method(*args, **kwargs)
+        start = time.perf_counter()
+        out = method(*args, **kwargs)
+        with open(path, "a") as f:  # one short append per line: lines from many threads don't interleave
+            f.write(f"{method.__name__}\t{(time.perf_counter() - start) * 1000:.3f}\n")
+        return out
+    return timed
 
 
 class Recommender:
@@ -45,10 +66,10 @@ class Recommender:
         self._model_lock = threading.Lock()
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
-        self.taste = taste.Taste.from_dict(run.info.get("taste"))
+        self.taste = self._servable(taste.Taste.from_dict(run.info.get("taste")))
         # A run from before new users had their own taste: their latest query with the run's prior.
-        self.new_user_taste = (taste.Taste.from_dict(run.info["new_user"]) if "new_user" in run.info
-                               else taste.Taste(taste.NOW, self.taste.prior))
+        self.new_user_taste = self._servable(taste.Taste.from_dict(run.info["new_user"]) if "new_user" in run.info
+                                             else taste.Taste(taste.NOW, self.taste.prior))
         self.blend = ranking.Blend.from_dict(run.info.get("blend"))
         n_users = prep.spec.n_users
         encoded = features.encode(prep.spec, prep.ml.ratings)
@@ -71,6 +92,22 @@ class Recommender:
         self.map_variance: np.ndarray | None = None
         if build_index and not annoy_index.exists(run.path):
             self.build_index()
+
+    def _servable(self, t: taste.Taste) -> taste.Taste:
+        """`t`, without an item-item weight if the model has no item-item part to apply it with."""
+        return t if self.model.item_item is not None else dataclasses.replace(t, item_item=0.0)
+
+    def _item_item(self, t: taste.Taste, rated: np.ndarray) -> np.ndarray | None:
+        """[1, movies] item-item scores of someone who rated the movie rows `rated`, if `t` uses them."""
+        if not t.item_item:
+            return None
+        weights, scale = self._item_item_weights
+        return itemitem.user_scores(weights, scale, [rated])
+
+    @functools.cached_property
+    def _item_item_weights(self) -> tuple[np.ndarray, float]:
+        # Read out of the variable once: every list of a session adds rows of it.
+        return self.model.item_item.b.numpy(), float(self.model.item_item.scale.numpy())
 
     # ------------------------------------------------------------------ lookups
     def user_row(self, user_id) -> int:
@@ -146,8 +183,10 @@ class Recommender:
 
     def list_scores(self, row: int) -> np.ndarray:
         """The user's retrieval score of every movie under the run's taste (logit units)."""
+        item_item = self._item_item(self.taste, self.rated[row])
         if not self.taste.mixes:
-            return self.user_vectors @ self.query(row) / self.model.preset.temperature
+            scores = self.user_vectors @ self.query(row) / self.model.preset.temperature
+            return scores if item_item is None else scores + self.taste.item_item * item_item[0]
         if self._all_moments is not None:
             found, embedded = self._all_moments
         else:
@@ -155,7 +194,8 @@ class Recommender:
         temperature = self.model.preset.temperature
         mixed = taste.mixture_scores(embedded, found, self.latest_time, self.taste.horizon, self.candidates,
                                      temperature, np.array([row]))
-        return taste.list_scores(self.taste, None, mixed, self.candidates, self.user_vectors[:, -1], temperature)[0]
+        return taste.list_scores(self.taste, None, mixed, self.candidates, self.user_vectors[:, -1], temperature,
+                                 item_item)[0]
 
     def now(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's moment query just after their latest rating, and the rating head's user side."""
@@ -183,6 +223,7 @@ class Recommender:
         found = found[~np.isin(found, exclude)]
         return found[np.argsort(-scores[found], kind="stable")][:n]
 
+    @_timed
     def recommend(self, user_id, k: int = 10, method: str = "exact", exclude_rated: bool = True,
                   rank: str = "blend", candidates: int | None = None) -> pd.DataFrame:
         """Top-k movies for a dataset user: retrieval score, predicted rating, blended score and
@@ -194,8 +235,9 @@ class Recommender:
         now, side = self.now(row)
         return self._answer(self.query(row), self.list_scores(row), now, side, row, exclude, k, n, method, rank,
                             self.mean_rating[row], self.timeline.movie[start:end], self.timeline.rating[start:end],
-                            rescored=self.taste.mixes)
+                            rescored=self.taste.rescores)
 
+    @_timed
     def recommend_new(self, rated: list[tuple[str, float]], k: int = 10, method: str = "exact",
                       rank: str = "blend", candidates: int | None = None, age: float | None = None,
                       gender: str | None = None) -> pd.DataFrame:
@@ -213,10 +255,11 @@ class Recommender:
             moments, sides = encode_queries(self.model, inputs)
         # The latest moment (every rating seen) is the Annoy query and what the rating head reads.
         query = np.append(moments[-1], new_taste.prior).astype(np.float32)
+        item_item = self._item_item(new_taste, rows)
         scores = newuser.list_scores(moments, self.candidates, self.user_vectors[:, -1],
-                                     self.model.preset.temperature, new_taste)
+                                     self.model.preset.temperature, new_taste, None if item_item is None else item_item[0])
         return self._answer(query, scores, moments[-1], sides[-1], self.prep.spec.n_users, rows, k, n, method,
-                            rank, float(stars.mean()), rows, stars, rescored=new_taste.mixes)
+                            rank, float(stars.mean()), rows, stars, rescored=new_taste.rescores)
 
     def _sizes(self, method: str, rank: str, k, candidates) -> tuple[int, int]:
         if method not in METHODS:

@@ -20,10 +20,13 @@ Two ways to combine the moments:
               but not one vector: exact search computes it, and an index retrieves a
               pool with the mean query that the mixture then rescores.
 
+The movies a user rated can also vote for the movies that go with them: the model's
+item-item part (recsys/itemitem.py) adds item_item x its score, in logit units.
+
 A popularity prior can be added back (logQ correction takes it out in training): in
 logit units the score gains prior x log(1 + training count); for the mean query that is
 one extra coordinate on both sides (temperature x log(1 + count) for the movie, the
-prior for the query). The horizon, the way and the prior are chosen on validation per
+prior for the query). The horizon, the way, the prior and the item-item weight are chosen on validation per
 run (`recsys.evaluate.choose_taste`), never on test.
 """
 from __future__ import annotations
@@ -38,6 +41,7 @@ from recsys.history import Timeline
 NOW = 0.0
 HORIZONS = (NOW, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0, math.inf)  # seconds
 PRIORS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ITEM_ITEMS = (0.0, 0.5, 1.0, 2.0, 4.0)  # logits per standard deviation of the item-item score
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,18 @@ class Taste:
     horizon: float = NOW  # seconds; 0: the latest moment only; inf: every moment alike
     prior: float = 0.0  # weight of log(1 + training count) in logit units
     mixture: bool = False  # moments combined by their softmaxes (else by their mean query)
+    item_item: float = 0.0  # weight of the model's item-item score (0 for a run without one)
 
     @property
     def mixes(self) -> bool:
         """Whether lists come from a mixture of softmaxes, not from one query (the latest
         moment alone is one query, whatever `mixture` says)."""
         return self.mixture and self.horizon != NOW
+
+    @property
+    def rescores(self) -> bool:
+        """Whether a list's scores differ from its one query's (an index's pool is then rescored)."""
+        return self.mixes or bool(self.item_item)
 
     def to_dict(self) -> dict:
         """Plain JSON for a run's info (infinity as a string JSON can hold)."""
@@ -65,7 +75,7 @@ class Taste:
         """Inverse of `to_dict`; "now" with no prior for a run that has none."""
         d = d or {}
         return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)),
-                   mixture=bool(d.get("mixture", False)))
+                   mixture=bool(d.get("mixture", False)), item_item=float(d.get("item_item", 0.0)))
 
     def describe(self) -> str:
         """One line for people: which moments weigh, and the prior."""
@@ -76,7 +86,8 @@ class Taste:
         else:
             when = f"the user's moments, halving every {self.horizon * math.log(2) / 86400:.2g} days"
         how = ", mixed by their softmaxes" if self.mixes else ""
-        return when + how + (f", plus popularity x {self.prior:g}" if self.prior else "")
+        with_item_item = f", plus the movies that go with theirs x {self.item_item:g}" if self.item_item else ""
+        return when + how + with_item_item + (f", plus popularity x {self.prior:g}" if self.prior else "")
 
 
 @dataclass(frozen=True)
@@ -187,9 +198,16 @@ def mixtures(embedded: np.ndarray, moments: Moments, now: np.ndarray, horizons: 
 
 
 def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, candidates: np.ndarray,
-                prior_col: np.ndarray, temperature: float) -> np.ndarray:
+                prior_col: np.ndarray, temperature: float, item_item: np.ndarray | None = None) -> np.ndarray:
     """[users, movies] in one unit whatever the taste: logits (dot / temperature) or log-mixture,
-    plus prior x log(1 + count)."""
-    if taste.mixes:
-        return mixture + taste.prior * prior_col[None, :] / temperature
-    return scores(query, candidates, prior_col, taste) / temperature
+    plus prior x log(1 + count), plus the taste's weight x `item_item` (the users' item-item
+    scores, needed when that weight is not 0)."""
+    base = mixture if taste.mixes else query @ candidates.T / temperature
+    return base + additions(taste, prior_col, temperature, item_item)
+
+
+def additions(taste: "Taste", prior_col: np.ndarray, temperature: float,
+              item_item: np.ndarray | None = None) -> np.ndarray:
+    """What a taste adds to a list's logits: prior x log(1 + count), and its weight x `item_item`."""
+    out = taste.prior * prior_col[None, :] / temperature
+    return out + taste.item_item * item_item if taste.item_item else out

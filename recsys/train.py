@@ -253,6 +253,8 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
         raise TrainingDiverged("the loss diverged at epoch 1; lower the learning rate (or the loss weights)")
     model.set_weights(epoch_end.best[2])
     t = time.perf_counter()
+    if model.item_item is not None:
+        model.item_item.fit(prep.train, prep.spec.n_users)
     candidates = model.candidate_embeddings(prep.spec.n_movies)
     # Everything chosen after training is chosen on validation; test only reports.
     moments = embed_moments(model, prep.timeline, part_of(prep, "val").users)

@@ -170,7 +170,39 @@ def test_list_scores_follow_the_runs_taste_by_hand(rec):
         expected = np.log((w[:, None] * probs).sum(0) / w.sum()) + counts_term
     else:
         expected = rec.user_vectors @ rec.query(row) / temp
+    if t.item_item:  # every movie the user rated votes with its item-item row
+        b, scale = rec.model.item_item.b.numpy(), float(rec.model.item_item.scale.numpy())
+        expected = expected + t.item_item * b[rec.rated[row]].sum(0) / scale
     np.testing.assert_allclose(rec.list_scores(row), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["exact", "annoy"])
+def test_an_item_item_weight_adds_the_rated_movies_rows_to_a_list(rec, monkeypatch, method):
+    row = 7
+    plain = rec.list_scores(row)
+    monkeypatch.setattr(rec, "taste", replace(rec.taste, item_item=rec.taste.item_item + 2.0))
+    b, scale = rec.model.item_item.b.numpy(), float(rec.model.item_item.scale.numpy())
+    np.testing.assert_allclose(rec.list_scores(row) - plain, 2.0 * b[rec.rated[row]].sum(0) / scale,
+                               rtol=1e-4, atol=1e-4)
+    user = rec.prep.spec.user_ids[row]
+    got = rec.recommend(user, 5, method=method, rank="watch")
+    scores = rec.list_scores(row)
+    # Annoy's pool is rescored by the list's scores too: its list is in their order.
+    np.testing.assert_allclose(got.score, scores[[rec.movie_row(m) for m in got.movie_id]], rtol=1e-5, atol=1e-5)
+    assert list(got.score) == sorted(got.score, reverse=True)
+
+
+def test_each_list_is_timed_in_the_latency_log_when_asked(rec, tmp_path, monkeypatch):
+    from recsys.recommend import LATENCY_LOG
+
+    log = tmp_path / "latency.tsv"
+    rec.recommend(USERS[0], 5)
+    assert not log.exists()
+    monkeypatch.setenv(LATENCY_LOG, str(log))
+    rec.recommend(USERS[0], 5)
+    rec.recommend_new([("3", 5.0)], k=5)
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    assert [name for name, _ in lines] == ["recommend", "recommend_new"] and all(float(ms) > 0 for _, ms in lines)
 
 
 def test_the_list_query_is_the_runs_validated_taste(rec):
@@ -261,8 +293,9 @@ def test_the_new_user_taste_is_chosen_on_validation_alone(_tiny_session):
     model = load_model(run, prep)
     candidates = model.candidate_embeddings(prep.spec.n_movies)
     chosen, grid = newuser.choose_new_user_taste(model, prep, candidates)
-    assert len(grid) == len(newuser.NEW_USER_TASTES) and max(grid.values()) == grid[
-        f"{'mixture' if chosen.mixture else 'latest'}|{chosen.prior:g}"]
+    assert len(grid) == len(newuser.new_user_tastes(model)) and max(grid.values()) == grid[
+        f"{'mixture' if chosen.mixture else 'latest'}|{chosen.prior:g}"
+        + (f"|item-item {chosen.item_item:g}" if chosen.item_item else "")]
     assert run.info["new_user"] == chosen.to_dict()  # what training stored is this choice
     rng = np.random.default_rng(0)
     scrambled = replace(prep, test=dict(prep.test, movie=rng.permutation(prep.test["movie"])))
