@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +24,12 @@ if TYPE_CHECKING:  # the real import loads TensorFlow; only pages that serve nee
     from recsys.recommend import Recommender
 
 APP_NAME = "Movie recommender"
+# Streamlit runs every session's script in a thread of one process. A list is many short
+# NumPy calls, each of which may give the GIL up and then has to win it back from the other
+# sessions' page runs: a shorter switch interval than Python's 5 ms shortens those waits
+# (bench/reliability.py measures the lists the server makes with eight browser sessions).
+SWITCH_INTERVAL = 0.001
+sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 @dataclass(frozen=True)

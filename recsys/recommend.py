@@ -20,7 +20,7 @@ from recsys import index as annoy_index
 from recsys import baselines, datasets, features, itemitem, moviemap, newuser, ranking, runs, search, taste
 from recsys.errors import UserError
 from recsys.checkpoint import load_model
-from recsys.evaluate import encode_queries, predict_ratings, query_embeddings
+from recsys.evaluate import encode_queries, query_embeddings
 from recsys.history import Timeline, per_user_items
 from recsys.metrics import LIKED
 from recsys.prepare import Prepared, latest_times
@@ -66,6 +66,7 @@ class Recommender:
         self._model_lock = threading.Lock()
         self.model = load_model(run, prep)
         self.candidates = self.model.candidate_embeddings(prep.spec.n_movies)
+        self.rating_head = self.model.rating_head.frozen()  # lists are scored in NumPy
         self.taste = self._servable(taste.Taste.from_dict(run.info.get("taste")))
         # A run from before new users had their own taste: their latest query with the run's prior.
         self.new_user_taste = self._servable(taste.Taste.from_dict(run.info["new_user"]) if "new_user" in run.info
@@ -274,9 +275,8 @@ class Recommender:
         """Retrieve n, score them with the rating head, order by `rank`, keep k, explain each
         (`rescored`: `scores` are a mixture's, not the query's)."""
         rows = self._retrieve(query, scores, exclude, n, method, rescored)
-        with self._model_lock:
-            predicted = predict_ratings(self.model, np.repeat(now[None], len(rows), 0), self.candidates,
-                                        np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
+        predicted = self.rating_head(np.repeat(now[None], len(rows), 0), self.candidates[rows],
+                                     np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
         retrieval = scores[rows]
         blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
         order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]

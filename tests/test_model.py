@@ -166,3 +166,22 @@ def test_rating_head_adds_biases_factors_and_the_session_offset(prep):
     factors = np.sum(head.user_factor(user).numpy() * head.movie_factor(movie).numpy(), 1)
     biases = head.user_bias(user).numpy().ravel() + head.movie_bias(movie).numpy().ravel()
     np.testing.assert_allclose(got, mlp + factors + biases + head.mean_rating, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_the_frozen_rating_head_predicts_what_the_keras_head_does(prep, preset):
+    # Serving scores lists with the NumPy copy: it must match the trained head exactly,
+    # with and without biases, factors and the session offset.
+    model = build_model(prep, RunConfig(preset=preset))
+    head = model.rating_head
+    for var in head.trainable_variables:
+        var.assign(tf.random.normal(var.shape, stddev=0.3))
+    dim = model.candidate_embeddings(prep.spec.n_movies).shape[1]
+    rng = np.random.default_rng(0)
+    query, candidate = rng.normal(size=(7, dim)).astype(np.float32), rng.normal(size=(7, dim)).astype(np.float32)
+    user, movie = rng.integers(0, prep.spec.n_users, 7), rng.integers(0, prep.spec.n_movies, 7)
+    stars = rng.integers(0, 6, (7, max(model.preset.context_size, 1))).astype(np.float32)
+    side = head.user_side(tf.constant(stars)).numpy()
+    expected = head(tf.constant(query), tf.constant(candidate), tf.constant(user, tf.int32), tf.constant(movie, tf.int32),
+                    tf.constant(side)).numpy().ravel()
+    np.testing.assert_allclose(head.frozen()(query, candidate, user, movie, side), expected, rtol=1e-5, atol=1e-5)
