@@ -263,8 +263,8 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
         for weight in taste.PRIORS:
             for gamma in taste.ITEM_ITEMS[1:]:
                 score(Taste(way.horizon, weight, way.mixture, gamma), gamma * temperature * item_item)
-    return best(), {f"{t.to_dict()['horizon']}|{'mixture' if t.mixture else 'mean'}|{t.prior:g}"
-                    + (f"|item-item {t.item_item:g}" if t.item_item else ""): round(v, 5) for t, v in grid.items()}
+    return best(), {taste.grid_key(t, str(t.to_dict()["horizon"]), "mixture" if t.mixture else "mean"): round(v, 5)
+                    for t, v in grid.items()}
 
 
 # ---------------------------------------------------------------------------------- any recommender

@@ -187,8 +187,7 @@ def choose_new_user_taste(model: MultiTaskModel, prep, candidates: np.ndarray) -
             for t, top in new_user_tops(model, prep, "val", candidates, max(metrics.RECALL_KS),
                                         new_user_tastes(model)).items()}
     best = max(grid, key=lambda t: (round(grid[t], 6), -t.mixture, -t.prior, -t.item_item))
-    return best, {f"{'mixture' if t.mixture else 'latest'}|{t.prior:g}"
-                  + (f"|item-item {t.item_item:g}" if t.item_item else ""): round(v, 5) for t, v in grid.items()}
+    return best, {taste.grid_key(t, "mixture" if t.mixture else "latest"): round(v, 5) for t, v in grid.items()}
 
 
 def cold_start_metrics(model: MultiTaskModel, prep, candidates: np.ndarray, new_taste: Taste,

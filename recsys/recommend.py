@@ -44,8 +44,11 @@ def _timed(method):
             return method(*args, **kwargs)
         start = time.perf_counter()
         out = method(*args, **kwargs)
-        with open(path, "a") as f:  # one short append per line: lines from many threads don't interleave
-            f.write(f"{method.__name__}\t{(time.perf_counter() - start) * 1000:.3f}\n")
+        try:
+            with open(path, "a") as f:  # one short append per line: lines from many threads don't interleave
+                f.write(f"{method.__name__}\t{(time.perf_counter() - start) * 1000:.3f}\n")
+        except OSError:
+            pass  # timing is for the bench: an unwritable log never costs a person their list
         return out
     return timed
 
@@ -99,11 +102,11 @@ class Recommender:
         return t if self.model.item_item is not None else dataclasses.replace(t, item_item=0.0)
 
     def _item_item(self, t: taste.Taste, rated: np.ndarray) -> np.ndarray | None:
-        """[1, movies] item-item scores of someone who rated the movie rows `rated`, if `t` uses them."""
+        """[movies] item-item scores of someone who rated the movie rows `rated`, if `t` uses them."""
         if not t.item_item:
             return None
         weights, scale = self._item_item_weights
-        return itemitem.user_scores(weights, scale, [rated])
+        return itemitem.user_scores(weights, scale, [rated])[0]
 
     @functools.cached_property
     def _item_item_weights(self) -> tuple[np.ndarray, float]:
@@ -187,7 +190,7 @@ class Recommender:
         item_item = self._item_item(self.taste, self.rated[row])
         if not self.taste.mixes:
             scores = self.user_vectors @ self.query(row) / self.model.preset.temperature
-            return scores if item_item is None else scores + self.taste.item_item * item_item[0]
+            return scores if item_item is None else scores + self.taste.item_item * item_item
         if self._all_moments is not None:
             found, embedded = self._all_moments
         else:
@@ -256,9 +259,8 @@ class Recommender:
             moments, sides = encode_queries(self.model, inputs)
         # The latest moment (every rating seen) is the Annoy query and what the rating head reads.
         query = np.append(moments[-1], new_taste.prior).astype(np.float32)
-        item_item = self._item_item(new_taste, rows)
         scores = newuser.list_scores(moments, self.candidates, self.user_vectors[:, -1],
-                                     self.model.preset.temperature, new_taste, None if item_item is None else item_item[0])
+                                     self.model.preset.temperature, new_taste, self._item_item(new_taste, rows))
         return self._answer(query, scores, moments[-1], sides[-1], self.prep.spec.n_users, rows, k, n, method,
                             rank, float(stars.mean()), rows, stars, rescored=new_taste.rescores)
 

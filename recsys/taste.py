@@ -206,6 +206,12 @@ def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, c
     return base + additions(taste, prior_col, temperature, item_item)
 
 
+def grid_key(taste: "Taste", *way: str) -> str:
+    """A taste's key in a run's validation grid: its way (horizon, mean or mixture), prior and
+    item-item weight, e.g. "inf|mixture|0.25|item-item 1"."""
+    return "|".join([*way, f"{taste.prior:g}"]) + (f"|item-item {taste.item_item:g}" if taste.item_item else "")
+
+
 def additions(taste: "Taste", prior_col: np.ndarray, temperature: float,
               item_item: np.ndarray | None = None) -> np.ndarray:
     """What a taste adds to a list's logits: prior x log(1 + count), and its weight x `item_item`."""

@@ -642,3 +642,10 @@ def test_a_baselines_list_for_a_user_leaves_rated_movies_out(rec, name):
 def test_an_unknown_baseline_is_a_user_error(rec):
     with pytest.raises(UserError, match="unknown baseline 'svd'"):
         rec.baseline("svd", "1")
+
+
+def test_an_unwritable_latency_log_never_costs_a_list(rec, tmp_path, monkeypatch):
+    from recsys.recommend import LATENCY_LOG
+
+    monkeypatch.setenv(LATENCY_LOG, str(tmp_path))  # a folder: opening it for appending fails
+    assert len(rec.recommend(USERS[0], 5)) == 5
