@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from recsys import catalog, charts, runs, views
+from recsys import catalog, charts, runs, serving, views
 from recsys.errors import UserError
 from recsys.split import DEFAULT_SEED
 
@@ -24,12 +23,7 @@ if TYPE_CHECKING:  # the real import loads TensorFlow; only pages that serve nee
     from recsys.recommend import Recommender
 
 APP_NAME = "Movie recommender"
-# Streamlit runs every session's script in a thread of one process. A list is many short
-# NumPy calls, each of which may give the GIL up and then has to win it back from the other
-# sessions' page runs: a shorter switch interval than Python's 5 ms shortens those waits
-# (bench/reliability.py measures the lists the server makes with eight browser sessions).
-SWITCH_INTERVAL = 0.001
-sys.setswitchinterval(SWITCH_INTERVAL)
+serving.configure()  # this process serves every browser session from its own thread
 
 
 @dataclass(frozen=True)
@@ -276,7 +270,9 @@ def run_summaries() -> list[dict]:
 def _recommender(run_id: str, stamp: int, key: str) -> "Recommender":
     from recsys.recommend import open_run
 
-    return open_run(run_id)
+    opened = open_run(run_id)
+    serving.settle_heap()  # what a run loads stays for the process's life
+    return opened
 
 
 def recommender(run_id: str) -> "Recommender":

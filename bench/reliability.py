@@ -11,9 +11,12 @@
    recommendations and title searches while a sweep trains in the queue's worker; p95
    of recommend. With Chromium present, 8 browser sessions open Recommend and Search
    meanwhile and every console error is counted.
+4. The server's settings (recsys/serving.py), A/B: the app's server with and without
+   them, alternately, 8 browsers each time; the lists' p95 in the server, medians.
 
 Writes bench/reliability.json and the "Reliability" section of bench/results.md.
-Sizes: BENCH_LOAD_TRIALS (50), BENCH_KILLS (20), BENCH_SERVE_SECONDS (60).
+Sizes: BENCH_LOAD_TRIALS (50), BENCH_KILLS (20), BENCH_SERVE_SECONDS (45),
+BENCH_SERVE_ROUNDS (3), BENCH_SETTINGS_SECONDS (45) and BENCH_SETTINGS_ROUNDS (3). BENCH_PARTS picks parts.
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
-from recsys import fsutil, index, jobs, runs  # noqa: E402
+from recsys import fsutil, index, jobs, runs, serving  # noqa: E402
 from recsys.config import RunConfig  # noqa: E402
 from recsys.recommend import LATENCY_LOG  # noqa: E402
 
@@ -44,6 +47,7 @@ OUT = Path(__file__).parent
 SESSIONS = 8
 THINK_SECONDS = (0.2, 1.0)  # a person's pause between clicks, for the serving sessions and the browsers alike
 BEGIN, END = "<!-- reliability:begin -->", "<!-- reliability:end -->"
+PARTS = ("load", "kill", "serve", "settings")
 
 
 def log(msg: str) -> None:
@@ -238,6 +242,8 @@ def _browsers(url: str, stop: threading.Event, folder: Path, warmed=lambda: None
         pages[0].goto(f"{url}/recommend?user=1", wait_until="commit")
         pages[0].wait_for_selector("[data-testid=stDataFrame]", state="attached", timeout=180_000)
         cold_start = time.perf_counter() - start
+        pages[0].goto(f"{url}/search?word=star", wait_until="commit")  # the other page visited: its index
+        pages[0].wait_for_selector("[data-testid=stDataFrame]", state="attached", timeout=180_000)
         warmed()
         round_, think = 0, random.Random(SESSIONS)
         while not stop.is_set():  # every round, all 8 sessions load a page at once
@@ -258,14 +264,26 @@ def _browsers(url: str, stop: threading.Event, folder: Path, warmed=lambda: None
             "base_url_probes_404": len(probes), "browser_nice": 19, "cold_start_seconds": round(cold_start, 2)}
 
 
+def _server(port: int, folder: Path, latency_log: Path, plain: bool = False) -> subprocess.Popen:
+    """The app's Streamlit server on `port`, timing its lists into `latency_log`, its output
+    in `folder`/server.log (`plain`: without recsys.serving's settings, bench/plain_server.py)."""
+    launcher = [str(OUT / "plain_server.py")] if plain else ["-m", "streamlit"]
+    with open(folder / "server.log", "w") as out:
+        return subprocess.Popen([sys.executable, *launcher, "run", "app.py", "--server.port", str(port),
+                                 "--server.headless", "true"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, LATENCY_LOG: str(latency_log), "PYTHONPATH": str(ROOT)},
+                                start_new_session=True)
+
+
 def _latencies(path: Path) -> list[float]:
     """The milliseconds of every list the server has timed so far (recsys.recommend.LATENCY_LOG)."""
     lines = path.read_text().splitlines() if path.exists() else []
     return [float(line.split("\t")[1]) for line in lines if "\t" in line]
 
 
-def serve_test(seconds: float) -> dict:
-    """Recommend p95 from 8 threads while the worker trains a sweep; browsers meanwhile."""
+def serve_test(seconds: float, rounds: int) -> dict:
+    """Recommend p95 from 8 threads while the worker trains a sweep, browsers meanwhile;
+    `rounds` times (a new server each time), combined by `_combine`."""
     from recsys.catalog import DEFAULT_CONFIG
     from recsys.recommend import open_run
     from recsys.train import train
@@ -274,18 +292,28 @@ def serve_test(seconds: float) -> dict:
     log("training the default run to serve")
     run = train(DEFAULT_CONFIG).run
     rec = open_run(run.run_id)
+    serving.configure()  # the sessions below are threads of one process, as the app's are
+    found = []
+    for i in range(rounds):
+        folder = root / f"round-{i}"
+        folder.mkdir()
+        found.append(_serve_round(rec, folder, seconds, seed=7 + i))
+        timed = found[-1]["in_server"]
+        log(f"serve round {i}: in the server p50 {timed['recommend_p50_ms']} ms, p95 {timed['recommend_p95_ms']} ms")
+    return {**_combine(found), "rounds": rounds, "in_server_p95_by_round": [r["in_server"]["recommend_p95_ms"]
+                                                                            for r in found]}
+
+
+def _serve_round(rec, root: Path, seconds: float, seed: int) -> dict:
+    """One round of `serve_test` in `root`: a new sweep (seeded `seed`, so nothing is cached) and a new server."""
     users = list(rec.prep.spec.user_ids)
-    sweep = [RunConfig(rating_weight=round(0.1 * i, 1), retrieval_weight=1.0, seed=7) for i in range(11)]
+    sweep = [RunConfig(rating_weight=round(0.1 * i, 1), retrieval_weight=1.0, seed=seed) for i in range(11)]
     jobs.enqueue(sweep, "sweep")
     while jobs.status().running() is None:
         time.sleep(0.2)
-    server_log = root / "server.log"  # the app, for the browsers of phase 2
     latency_log = root / "server-latency.tsv"  # the lists the server makes for the browsers, timed there
     port = _free_port()
-    with open(server_log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.headless", "true"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, LATENCY_LOG: str(latency_log)}, start_new_session=True)
+    server = _server(port, root, latency_log)  # the app, for the browsers of phase 2
     samples: dict[str, list[float]] = {"sessions": [], "sessions+browsers": []}
     warm: dict[str, int] = {}
     errors, browser, phase = [], {}, ["sessions"]
@@ -329,12 +357,9 @@ def serve_test(seconds: float) -> dict:
     os.killpg(server.pid, signal.SIGKILL)
     for r in jobs.status().active():
         jobs.cancel(r.id, "sweep")
-    text = server_log.read_text()
+    text = (root / "server.log").read_text()
     timed = _latencies(latency_log)
     cold, in_server = timed[:warm.get("lines", 0)], timed[warm.get("lines", 0):]
-
-    def p(xs: list[float], q: int) -> float:
-        return round(float(np.percentile(np.array(xs), q)), 2) if xs else float("nan")
 
     return {"seconds": seconds, "sessions": SESSIONS, "recommend_calls": len(samples["sessions"]),
             "recommend_p50_ms": p(samples["sessions"], 50), "recommend_p95_ms": p(samples["sessions"], 95),
@@ -342,9 +367,84 @@ def serve_test(seconds: float) -> dict:
                               "recommend_p50_ms": p(samples["sessions+browsers"], 50),
                               "recommend_p95_ms": p(samples["sessions+browsers"], 95)},
             "in_server": {"recommend_calls": len(in_server), "recommend_p50_ms": p(in_server, 50),
-                          "recommend_p95_ms": p(in_server, 95), "cold_start_lists_ms": [round(x, 1) for x in cold]},
+                          "recommend_p95_ms": p(in_server, 95), "cold_start_lists_ms": [round(x, 1) for x in cold],
+                          "lists_ms": in_server},
             "errors": errors[:5], "error_count": len(errors), "sweep_training_throughout": trained_meanwhile,
             "browsers": browser, "server_tracebacks": text.count("Traceback")}
+
+
+def p(xs: list[float], q: int) -> float:
+    """The q-th percentile of `xs` in ms, rounded (nan for none)."""
+    return round(float(np.percentile(np.array(xs), q)), 2) if len(xs) else float("nan")
+
+
+def _combine(rounds: list[dict]) -> dict:
+    """The serve test's rounds as one result: latencies are medians over the rounds, counts
+    are totals, and errors are listed from all."""
+    def median(get) -> float:
+        return round(float(np.median([get(r) for r in rounds])), 2)
+
+    def total(get) -> int:
+        return int(sum(get(r) for r in rounds))
+
+    def latency(part: str | None) -> dict:
+        at = (lambda r: r[part]) if part else (lambda r: r)
+        return {"recommend_calls": total(lambda r: at(r)["recommend_calls"]),
+                **{k: median(lambda r: at(r)[k]) for k in ("recommend_p50_ms", "recommend_p95_ms")}}
+
+    first, browsers = rounds[0], [r["browsers"] for r in rounds]
+    combined_browsers = dict(browsers[0])
+    if all("page_visits" in b for b in browsers):
+        combined_browsers.update({k: sum(b[k] for b in browsers)
+                                  for k in ("page_visits", "error_count", "base_url_probes_404")},
+                                 errors=[e for b in browsers for e in b["errors"]][:5],
+                                 cold_start_seconds=round(float(np.median([b["cold_start_seconds"]
+                                                                           for b in browsers])), 2))
+    return {"seconds": first["seconds"], "sessions": first["sessions"], **latency(None),
+            "with_browsers": latency("with_browsers"),
+            "in_server": {**latency("in_server"),
+                          "recommend_p95_ms_pooled": p([x for r in rounds for x in r["in_server"]["lists_ms"]], 95),
+                          "cold_start_lists_ms": [x for r in rounds for x in r["in_server"]["cold_start_lists_ms"]]},
+            "errors": [e for r in rounds for e in r["errors"]][:5], "error_count": total(lambda r: r["error_count"]),
+            "sweep_training_throughout": all(r["sweep_training_throughout"] for r in rounds),
+            "browsers": combined_browsers, "server_tracebacks": total(lambda r: r["server_tracebacks"])}
+
+
+# --------------------------------------------------------------------------- 4. the server's settings, A/B
+def settings_test(seconds: float, rounds: int) -> dict:
+    """The app's server with and without recsys.serving's settings, alternately `rounds`
+    times each, 8 browsers on Recommend and Search for `seconds` each time (no training):
+    the lists' p50 and p95 as timed in the server, and their medians over the rounds."""
+    from recsys.catalog import DEFAULT_CONFIG
+    from recsys.train import train
+
+    root = _fresh_store("settings")
+    log("training the default run to serve")
+    train(DEFAULT_CONFIG)
+    found: dict[str, list[dict]] = {"plain": [], "configured": []}
+    for i in range(rounds):
+        for name in ("plain", "configured") if i % 2 == 0 else ("configured", "plain"):
+            folder = root / f"{name}-{i}"
+            folder.mkdir()
+            latency_log, port, stop, warm = folder / "latency.tsv", _free_port(), threading.Event(), {}
+            server = _server(port, folder, latency_log, plain=name == "plain")
+            timer = threading.Timer(10 ** 6, stop.set)  # started once the server is warm
+
+            def warmed() -> None:
+                warm["lines"] = len(_latencies(latency_log))
+                timer.interval = seconds
+                timer.start()
+
+            browser = _browsers(f"http://localhost:{port}", stop, folder, warmed)
+            os.killpg(server.pid, signal.SIGKILL)
+            xs = _latencies(latency_log)[warm.get("lines", 0):]
+            found[name].append({"lists": len(xs), "p50_ms": p(xs, 50), "p95_ms": p(xs, 95),
+                                "errors": browser.get("error_count"), "visits": browser.get("page_visits")})
+            log(f"{name} round {i}: {found[name][-1]}")
+    medians = {name: {q: round(float(np.median([r[q] for r in rs])), 2) for q in ("p50_ms", "p95_ms")}
+               for name, rs in found.items()}
+    return {"seconds": seconds, "rounds": rounds, "runs": found, "median": medians,
+            "p95_ratio": round(medians["plain"]["p95_ms"] / max(medians["configured"]["p95_ms"], 1e-9), 2)}
 
 
 # --------------------------------------------------------------------------- report
@@ -374,7 +474,10 @@ def markdown(r: dict) -> str:
         *([f"| recommend p95 of the lists the app's server makes for {b.get('sessions', 8)} browser sessions on "
            "Recommend and Search, timed in the server, while the sweep trains and the sessions above go on "
            f"| <= 100 ms | {serve['in_server']['recommend_p95_ms']} ms (p50 {serve['in_server']['recommend_p50_ms']} "
-           f"ms, {serve['in_server']['recommend_calls']} lists) |"] if "in_server" in serve else []),
+           f"ms, {serve['in_server']['recommend_calls']} lists; by round: "
+           f"{', '.join(f'{x:g}' for x in serve.get('in_server_p95_by_round', []))} ms; all rounds' lists pooled: "
+           f"{serve['in_server'].get('recommend_p95_ms_pooled', float('nan')):g} ms) |"]
+          if "in_server" in serve else []),
         *([f"| before them, one visit to the just-started server (it loads the model and index) | | "
            f"{b['cold_start_seconds']} s to the first table; its lists "
            f"{', '.join(f'{x:g}' for x in serve['in_server'].get('cold_start_lists_ms', []))} ms |"]
@@ -385,23 +488,28 @@ def markdown(r: dict) -> str:
         f"{serve['with_browsers']['recommend_calls']} calls) |",
         f"| browser sessions on Recommend and Search meanwhile | no errors | {browsers}; "
         f"{serve['server_tracebacks']} server tracebacks |",
+        *_settings_rows(r.get("settings")),
         "",
+        f"The serving test runs {serve.get('rounds', 1)} rounds, each with a new server and a new sweep; "
+        "latencies are medians over the rounds and counts totals. "
         "Each serving session waits 0.2-1 s between requests, as a person does; the worker trains at "
         "SCHED_IDLE priority (only on CPU time the app leaves). In the second phase the Streamlit server "
-        "also runs a page for each browser visit: after one visit that warms the just-started server, the "
+        "also runs a page for each browser visit: after a visit to Recommend and one to Search that warm "
+        "the just-started server, the "
         "eight browsers open a page each at once (a full page load each time), wait until "
         "all eight have loaded, pause as long, and go on. The browsers stand in for "
         "people on their own machines, so they run at nice 19 (a launcher script). The server times each "
         f"list it makes (`{LATENCY_LOG}`, a file it appends to): that is the latency the browser sessions' "
         "recommendations see; the direct sessions' figure of the second phase is that of another process "
         "sharing two cores with the server's eight page runs at once, each a full script run with its "
-        "tables and charts. Three changes took the server's figure from p50 422 ms and p95 3,587 ms (the "
-        "first run of this test, 2026-11-29 11:23): lists score their candidates with a NumPy copy of the "
-        "rating head instead of a TensorFlow call (p50 39 ms, p95 1,370 ms); no source-file watcher "
-        "(`fileWatcherType = \"none\"`: Streamlit's walked every imported module's path on each page load, "
-        "0.93 s of server CPU per visit before, 0.32 s after; p50 24 ms, p95 1,725 ms); and a 1 ms GIL "
-        "switch interval in the app (`ui.SWITCH_INTERVAL`; p50 6 ms, p95 915 ms, the slowest being the "
-        "first round on a cold server). One run each, on a shared machine. "
+        "tables and charts. The server's own settings (`recsys/serving.py`: one BLAS thread per matrix "
+        "product, a 1 ms GIL switch interval, the loaded run out of the garbage collector's reach) are "
+        "measured against the same server without them in the A/B row, alternately in one run of the "
+        "bench. Before them, two changes had taken the server's p95 from 3,587 ms (the first run of this "
+        "test) to about 1.7 s: lists score their candidates with a NumPy copy of the rating head instead "
+        "of a TensorFlow call, and Streamlit's source-file watcher is off (`fileWatcherType = \"none\"`: "
+        "it walked every imported module's path on each page load, 0.93 s of server CPU per visit, 0.32 s "
+        "without it); one run each, not ratios within one run. "
         "Opened directly at `/recommend`, Streamlit's "
         "front end first asks for `/recommend/_stcore/health` and `host-config` (its base-URL discovery), "
         "gets a 404, and goes on "
@@ -414,12 +522,24 @@ def markdown(r: dict) -> str:
         END, ""])
 
 
+def _settings_rows(found: dict | None) -> list[str]:
+    if not found:
+        return []
+    plain, configured = found["median"]["plain"], found["median"]["configured"]
+    by_round = {name: ", ".join(f"{x['p95_ms']:g}" for x in found["runs"][name]) for name in found["runs"]}
+    return [f"| A/B, no training: the server's list p95 without / with `recsys/serving.py`'s settings, 8 browsers, "
+            f"{found['rounds']} alternate rounds of {found['seconds']:g} s each (medians) | | "
+            f"{plain['p95_ms']:g} / {configured['p95_ms']:g} ms, {found['p95_ratio']:g}× lower (p50 "
+            f"{plain['p50_ms']:g} / {configured['p50_ms']:g} ms; p95 by round: {by_round['plain']} / "
+            f"{by_round['configured']} ms) |"]
+
+
 def main() -> None:
     """Run the three tests and write the results."""
     saved = OUT / "reliability.json"
     # BENCH_PARTS re-measures some parts and keeps the others ("" only rewrites the report).
-    parts = [p for p in os.environ.get("BENCH_PARTS", "load,kill,serve").split(",") if p]
-    results = json.loads(saved.read_text()) if saved.exists() and len(parts) < 3 else {}
+    parts = [p for p in os.environ.get("BENCH_PARTS", ",".join(PARTS)).split(",") if p]
+    results = json.loads(saved.read_text()) if saved.exists() and len(parts) < len(PARTS) else {}
     if parts:
         results["date"] = time.strftime("%Y-%m-%d %H:%M")
     import recsys.catalog
@@ -438,7 +558,12 @@ def main() -> None:
         results["kill"] = kill_test(kills)
     if "serve" in parts:
         log("serving while a sweep trains")
-        results["serve"] = serve_test(float(os.environ.get("BENCH_SERVE_SECONDS", 60)))
+        results["serve"] = serve_test(float(os.environ.get("BENCH_SERVE_SECONDS", 45)),
+                                      int(os.environ.get("BENCH_SERVE_ROUNDS", 3)))
+    if "settings" in parts:
+        log("the server with and without its serving settings")
+        results["settings"] = settings_test(float(os.environ.get("BENCH_SETTINGS_SECONDS", 45)),
+                                            int(os.environ.get("BENCH_SETTINGS_ROUNDS", 3)))
     saved.write_text(json.dumps(results, indent=2))
     md = OUT / "results.md"
     text = md.read_text() if md.exists() else ""
