@@ -362,18 +362,19 @@ def _serve_round(rec, root: Path, seconds: float, seed: int) -> dict:
     cold, in_server = timed[:warm.get("lines", 0)], timed[warm.get("lines", 0):]
 
     return {"seconds": seconds, "sessions": SESSIONS, "recommend_calls": len(samples["sessions"]),
-            "recommend_p50_ms": p(samples["sessions"], 50), "recommend_p95_ms": p(samples["sessions"], 95),
+            "recommend_p50_ms": percentile_ms(samples["sessions"], 50),
+            "recommend_p95_ms": percentile_ms(samples["sessions"], 95),
             "with_browsers": {"recommend_calls": len(samples["sessions+browsers"]),
-                              "recommend_p50_ms": p(samples["sessions+browsers"], 50),
-                              "recommend_p95_ms": p(samples["sessions+browsers"], 95)},
-            "in_server": {"recommend_calls": len(in_server), "recommend_p50_ms": p(in_server, 50),
-                          "recommend_p95_ms": p(in_server, 95), "cold_start_lists_ms": [round(x, 1) for x in cold],
-                          "lists_ms": in_server},
+                              "recommend_p50_ms": percentile_ms(samples["sessions+browsers"], 50),
+                              "recommend_p95_ms": percentile_ms(samples["sessions+browsers"], 95)},
+            "in_server": {"recommend_calls": len(in_server), "recommend_p50_ms": percentile_ms(in_server, 50),
+                          "recommend_p95_ms": percentile_ms(in_server, 95),
+                          "cold_start_lists_ms": [round(x, 1) for x in cold], "lists_ms": in_server},
             "errors": errors[:5], "error_count": len(errors), "sweep_training_throughout": trained_meanwhile,
             "browsers": browser, "server_tracebacks": text.count("Traceback")}
 
 
-def p(xs: list[float], q: int) -> float:
+def percentile_ms(xs: list[float], q: int) -> float:
     """The q-th percentile of `xs` in ms, rounded (nan for none)."""
     return round(float(np.percentile(np.array(xs), q)), 2) if len(xs) else float("nan")
 
@@ -403,7 +404,8 @@ def _combine(rounds: list[dict]) -> dict:
     return {"seconds": first["seconds"], "sessions": first["sessions"], **latency(None),
             "with_browsers": latency("with_browsers"),
             "in_server": {**latency("in_server"),
-                          "recommend_p95_ms_pooled": p([x for r in rounds for x in r["in_server"]["lists_ms"]], 95),
+                          "recommend_p95_ms_pooled": percentile_ms(
+                              [x for r in rounds for x in r["in_server"]["lists_ms"]], 95),
                           "cold_start_lists_ms": [x for r in rounds for x in r["in_server"]["cold_start_lists_ms"]]},
             "errors": [e for r in rounds for e in r["errors"]][:5], "error_count": total(lambda r: r["error_count"]),
             "sweep_training_throughout": all(r["sweep_training_throughout"] for r in rounds),
@@ -438,7 +440,7 @@ def settings_test(seconds: float, rounds: int) -> dict:
             browser = _browsers(f"http://localhost:{port}", stop, folder, warmed)
             os.killpg(server.pid, signal.SIGKILL)
             xs = _latencies(latency_log)[warm.get("lines", 0):]
-            found[name].append({"lists": len(xs), "p50_ms": p(xs, 50), "p95_ms": p(xs, 95),
+            found[name].append({"lists": len(xs), "p50_ms": percentile_ms(xs, 50), "p95_ms": percentile_ms(xs, 95),
                                 "errors": browser.get("error_count"), "visits": browser.get("page_visits")})
             log(f"{name} round {i}: {found[name][-1]}")
     medians = {name: {q: round(float(np.median([r[q] for r in rs])), 2) for q in ("p50_ms", "p95_ms")}
