@@ -6,8 +6,8 @@ things then decide a list's tail latency more than its arithmetic does:
 
 - OpenBLAS's own worker threads. A list is a few small matrix products; with several
   sessions making them at once, each product's two BLAS threads spin against the other
-  sessions' on two cores. One BLAS thread per product took the server's p95, eight
-  browsers loading pages together, from 433 ms to 63 ms (one run each, same machine).
+  sessions' on two cores. This is the one that mattered: bench/reliability.py measures
+  the server with and without these settings, alternately (bench/results.md).
 - The GIL's switch interval: a list's NumPy calls give the GIL up and win it back
   from the other sessions' page runs, each wait up to one interval (Python's is 5 ms).
 - Full garbage collections: they scan every live object holding the GIL, 0.14 s on an
