@@ -4,8 +4,9 @@ The ratings go where a known user's history goes: the session (the latest ones) 
 the whole-history bag, with the unknown-user slot for the id (recsys/layers.py), so
 the trained query tower answers for them at once. Age and gender are optional. As for a
 known user's long-term taste (recsys/taste.py), the list can mix one query per rating
-given (each sees the ratings before it), with its own popularity prior: which of the two,
-and the prior, are chosen on validation when a run is trained (`choose_new_user_taste`).
+given (each sees the ratings before it), or refit the latest query to the rated movies
+(`fold_in`), with its own popularity prior: which way, and the prior, are chosen on
+validation when a run is trained (`choose_new_user_taste`).
 Ratings given this way live only in the caller's hands (the browser session or the
 URL); they never enter the training data.
 """
@@ -24,6 +25,10 @@ from recsys.taste import Taste
 MAX_RATED = 500  # more than anyone types in; bounds the work one request can ask for
 GENDERS = {"F": 0, "M": 1}
 UNKNOWN_GENDER = 2
+# Fold-in's step size and L2 (per rated movie): set once on validation (default run, 10
+# ratings), while the number of steps is chosen per run among FOLD_STEPS.
+FOLD_RATE = 0.25
+FOLD_L2 = 0.1
 
 
 def parse_rated(text: str | None) -> list[tuple[str, float]]:
@@ -104,12 +109,41 @@ def moment_ends(n_rated: int, new_taste: Taste) -> np.ndarray | None:
     return np.arange(1, n_rated + 1) if new_taste.mixes else None
 
 
+def fold_in(queries: np.ndarray, rated: list[np.ndarray], candidates: np.ndarray, temperature: float,
+            steps: int, rate: float = FOLD_RATE, l2: float = FOLD_L2) -> np.ndarray:
+    """[users, d]: each query after `steps` gradient steps up the mean log-likelihood of its
+    user's rated movies (rows in `rated`) under the softmax over every candidate, less
+    l2 x |q|^2 per rated movie. The query tower reads a new user's ratings as one short
+    session; this fits the query to all of them (ALS-style fold-in, with the towers fixed)."""
+    q = np.array(queries, np.float64)
+    c = np.asarray(candidates, np.float64)
+    x = np.zeros((len(q), len(c)))
+    for row, movies in enumerate(rated):
+        x[row, np.asarray(movies, int)] = 1.0
+    n = np.maximum(x.sum(1, keepdims=True), 1.0)
+    target = x @ c  # the rated movies' embeddings, summed
+    for _ in range(steps):
+        logits = q @ c.T / temperature
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        q += rate * ((target - n * (p @ c)) / temperature - 2 * l2 * q) / n
+    return q.astype(np.float32)
+
+
+def latest_query(embedded: np.ndarray, rated: np.ndarray, candidates: np.ndarray, temperature: float,
+                 new_taste: Taste) -> np.ndarray:
+    """The new user's one query: their latest moment's, refitted to `rated` if the taste folds in."""
+    if not new_taste.fold_in:
+        return embedded[-1]
+    return fold_in(embedded[-1:], [rated], candidates, temperature, new_taste.fold_in)[0]
+
+
 def list_scores(embedded: np.ndarray, candidates: np.ndarray, prior_col: np.ndarray, temperature: float,
                 new_taste: Taste, item_item: np.ndarray | None = None) -> np.ndarray:
     """Every movie's retrieval score (logit units) for a new user whose moment queries are
-    `embedded` (oldest first): the latest query's, or the mixture of all moments' softmaxes,
-    each rating one moment; plus the prior and the taste's share of `item_item` (the user's
-    item-item scores, [movies])."""
+    `embedded` (oldest first; the last one already refitted if the taste folds in): the
+    latest query's, or the mixture of all moments' softmaxes, each rating one moment; plus
+    the prior and the taste's share of `item_item` (the user's item-item scores, [movies])."""
     mixed = None
     if new_taste.mixes:  # every rating one moment of one user, all weighing alike
         n = len(embedded)
@@ -133,12 +167,14 @@ NEW_USER_RATINGS = 10  # how many ratings a new user is judged from: about what 
 NEW_USER_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0)
 USER_CHUNK = 256
 NEW_USER_WAYS = ((taste.NOW, False), (math.inf, True))  # the query after the latest rating, or the mixture
+FOLD_STEPS = (5, 10, 20)  # fold-in refits validation chooses among, beside the ways above
 
 
 def new_user_tastes(model: MultiTaskModel) -> tuple[Taste, ...]:
     """The new-user tastes validation chooses from (item-item weights if the model has the part)."""
     gammas = taste.ITEM_ITEMS if model.item_item is not None else (0.0,)
-    return tuple(Taste(h, p, mixture, g) for h, mixture in NEW_USER_WAYS for p in NEW_USER_PRIORS for g in gammas)
+    ways = [(h, mixture, 0) for h, mixture in NEW_USER_WAYS] + [(taste.NOW, False, s) for s in FOLD_STEPS]
+    return tuple(Taste(h, p, mixture, g, fold) for h, mixture, fold in ways for p in NEW_USER_PRIORS for g in gammas)
 
 
 def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray, k: int,
@@ -166,12 +202,19 @@ def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray
         item_item = (model.item_item.scores([prep.train["movie"][rows] for _, rows, _ in chunk])
                      if any(t.item_item for t in tastes) else None)
         # Each way's scores once (no prior, no item-item); every taste adds its own share of both.
-        ways = {(t.horizon, t.mixture) for t in tastes}
-        base = {(h, m): np.stack([list_scores(embedded[a:b], candidates, prior_col, model.preset.temperature,
-                                              Taste(h, 0.0, m)) for a, b in zip(bounds[:-1], bounds[1:])])
-                for h, m in ways}
+        temperature = model.preset.temperature
+        ways = {(t.horizon, t.mixture, t.fold_in) for t in tastes}
+        base = {}
+        for h, m, fold in ways:
+            if fold:  # every user's latest query refitted at once
+                folded = fold_in(embedded[bounds[1:] - 1], [prep.train["movie"][rows] for _, rows, _ in chunk],
+                                 candidates, temperature, fold)
+                base[(h, m, fold)] = folded @ candidates.T / temperature
+            else:
+                base[(h, m, fold)] = np.stack([list_scores(embedded[a:b], candidates, prior_col, temperature,
+                                                           Taste(h, 0.0, m)) for a, b in zip(bounds[:-1], bounds[1:])])
         for t in tastes:
-            scores = base[(t.horizon, t.mixture)] + taste.additions(t, prior_col, model.preset.temperature, item_item)
+            scores = base[(t.horizon, t.mixture, t.fold_in)] + taste.additions(t, prior_col, temperature, item_item)
             out[t][rows_of] = metrics.top_k_excluding(scores, [ev.seen[i] for i in rows_of], k)
     return out
 
@@ -186,7 +229,7 @@ def choose_new_user_taste(model: MultiTaskModel, prep, candidates: np.ndarray) -
     grid = {t: user_objective(metrics.recall_at(top, ev.relevant))
             for t, top in new_user_tops(model, prep, "val", candidates, max(metrics.RECALL_KS),
                                         new_user_tastes(model)).items()}
-    best = max(grid, key=lambda t: (round(grid[t], 6), -t.mixture, -t.prior, -t.item_item))
+    best = max(grid, key=lambda t: (round(grid[t], 6), -t.fold_in, -t.mixture, -t.prior, -t.item_item))
     return best, {taste.grid_key(t, "mixture" if t.mixture else "latest"): round(v, 5) for t, v in grid.items()}
 
 

@@ -257,10 +257,14 @@ class Recommender:
                                 age, gender_code, ends=newuser.moment_ends(len(rows), new_taste))
         with self._model_lock:
             moments, sides = encode_queries(self.model, inputs)
-        # The latest moment (every rating seen) is the Annoy query and what the rating head reads.
-        query = np.append(moments[-1], new_taste.prior).astype(np.float32)
-        scores = newuser.list_scores(moments, self.candidates, self.user_vectors[:, -1],
-                                     self.model.preset.temperature, new_taste, self._item_item(new_taste, rows))
+        # The latest moment (every rating seen) is what the rating head reads, and the Annoy
+        # query once refitted to the rated movies (if the taste folds in).
+        temperature = self.model.preset.temperature
+        latest = newuser.latest_query(moments, rows, self.candidates, temperature, new_taste)
+        query = np.append(latest, new_taste.prior).astype(np.float32)
+        scores = newuser.list_scores(np.vstack([moments[:-1], latest[None]]), self.candidates,
+                                     self.user_vectors[:, -1], temperature, new_taste,
+                                     self._item_item(new_taste, rows))
         return self._answer(query, scores, moments[-1], sides[-1], self.prep.spec.n_users, rows, k, n, method,
                             rank, float(stars.mean()), rows, stars, rescored=new_taste.rescores)
 

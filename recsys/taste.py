@@ -23,6 +23,10 @@ Two ways to combine the moments:
 The movies a user rated can also vote for the movies that go with them: the model's
 item-item part (recsys/itemitem.py) adds item_item x its score, in logit units.
 
+For someone new, whose few ratings the query tower reads as one short session, the latest
+query can be refitted to the movies they rated: a few gradient steps up their likelihood
+under the softmax over the catalogue (fold-in, `recsys.newuser.fold_in`).
+
 A popularity prior can be added back (logQ correction takes it out in training): in
 logit units the score gains prior x log(1 + training count); for the mean query that is
 one extra coordinate on both sides (temperature x log(1 + count) for the movie, the
@@ -52,6 +56,7 @@ class Taste:
     prior: float = 0.0  # weight of log(1 + training count) in logit units
     mixture: bool = False  # moments combined by their softmaxes (else by their mean query)
     item_item: float = 0.0  # weight of the model's item-item score (0 for a run without one)
+    fold_in: int = 0  # steps that refit the latest moment's query to the rated movies (new users)
 
     @property
     def mixes(self) -> bool:
@@ -75,11 +80,14 @@ class Taste:
         """Inverse of `to_dict`; "now" with no prior for a run that has none."""
         d = d or {}
         return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)),
-                   mixture=bool(d.get("mixture", False)), item_item=float(d.get("item_item", 0.0)))
+                   mixture=bool(d.get("mixture", False)), item_item=float(d.get("item_item", 0.0)),
+                   fold_in=int(d.get("fold_in", 0)))
 
     def describe(self) -> str:
         """One line for people: which moments weigh, and the prior."""
-        if self.horizon == NOW:
+        if self.fold_in:
+            when = f"the latest moment's query refitted to the rated movies ({self.fold_in} steps)"
+        elif self.horizon == NOW:
             when = "the user's latest moment"
         elif math.isinf(self.horizon):
             when = "all of the user's moments alike"
@@ -208,8 +216,9 @@ def list_scores(taste: "Taste", query: np.ndarray, mixture: np.ndarray | None, c
 
 def grid_key(taste: "Taste", *way: str) -> str:
     """A taste's key in a run's validation grid: its way (horizon, mean or mixture), prior and
-    item-item weight, e.g. "inf|mixture|0.25|item-item 1"."""
-    return "|".join([*way, f"{taste.prior:g}"]) + (f"|item-item {taste.item_item:g}" if taste.item_item else "")
+    item-item weight, e.g. "inf|mixture|0.25|item-item 1" ("fold N" leads for a refitted query)."""
+    return ("|".join([*([f"fold {taste.fold_in}"] if taste.fold_in else []), *way, f"{taste.prior:g}"])
+            + (f"|item-item {taste.item_item:g}" if taste.item_item else ""))
 
 
 def additions(taste: "Taste", prior_col: np.ndarray, temperature: float,

@@ -247,6 +247,8 @@ def test_a_new_user_gets_a_list_from_their_ratings_alone(rec):
                                                                  float(rec.latest_time.max()),
                                                                  rec.prep.spec.n_users))[0][0]
                         for end in ((1, 2, 3) if t.mixture else (3,))])
+    if t.fold_in:  # the latest query refitted to the rated movies (fold_in is checked by hand below)
+        queries = newuser.fold_in(queries, [rows], rec.candidates, temp, t.fold_in)
     logits = queries @ rec.candidates.T / temp
     if t.mixture:
         probs = np.exp(logits - logits.max(1, keepdims=True))
@@ -259,6 +261,51 @@ def test_a_new_user_gets_a_list_from_their_ratings_alone(rec):
                                atol=1e-5)
     # Every further rating changes the answer.
     assert rec.recommend_new(rated + [("12", 5.0)], k=6, rank="watch").score.tolist() != watch.score.tolist()
+
+
+def test_fold_in_by_hand():
+    # One dimension, two movies at +1 and -1, the first one rated, temperature 1.
+    candidates, rated = np.array([[1.0], [-1.0]]), [np.array([0])]
+    one = newuser.fold_in(np.zeros((1, 1)), rated, candidates, 1.0, steps=1, rate=0.25, l2=0.1)
+    assert one[0, 0] == pytest.approx(0.25)  # gradient 1 - (0.5 - 0.5) - 0 at q = 0
+    p0 = 1 / (1 + math.exp(-0.5))  # the softmax of (0.25, -0.25)
+    gradient = 1 - (p0 - (1 - p0)) - 2 * 0.1 * 0.25
+    two = newuser.fold_in(np.zeros((1, 1)), rated, candidates, 1.0, steps=2, rate=0.25, l2=0.1)
+    assert two[0, 0] == pytest.approx(0.25 + 0.25 * gradient, rel=1e-6)
+    assert newuser.fold_in(np.full((1, 1), 0.3), rated, candidates, 1.0, steps=0)[0, 0] == pytest.approx(0.3)
+
+
+def test_fold_in_raises_each_users_rated_movies_likelihood():
+    rng = np.random.default_rng(3)
+    candidates, queries = rng.normal(size=(40, 8)), rng.normal(size=(2, 8))
+    rated = [np.array([1, 5, 7]), np.array([30])]
+
+    def loglik(q):
+        logits = q @ candidates.T / 0.5
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        return [logp[u, r].mean() for u, r in enumerate(rated)]
+
+    folded = newuser.fold_in(queries, rated, candidates, 0.5, steps=20)
+    assert all(after > before for before, after in zip(loglik(queries), loglik(folded)))
+
+
+def test_a_new_user_list_folds_in_when_its_taste_says_so(rec, monkeypatch):
+    rated = [("3", 5.0), ("25", 4.0), ("9", 1.0)]
+    rows, temp = np.array([rec.movie_row(m) for m, _ in rated]), rec.model.preset.temperature
+    plain = taste.Taste(taste.NOW, 0.5)
+    monkeypatch.setattr(rec, "new_user_taste", plain)
+    before = rec.recommend_new(rated, k=6, rank="watch")
+    monkeypatch.setattr(rec, "new_user_taste", replace(plain, fold_in=10))
+    for method in ("exact", "annoy"):
+        watch = rec.recommend_new(rated, k=6, rank="watch", method=method)
+        latest = encode_queries(rec.model, newuser.inputs(rec.model, rows, np.array([5, 4, 1.0]),
+                                                          float(rec.latest_time.max()), rec.prep.spec.n_users))[0]
+        query = newuser.fold_in(latest, [rows], rec.candidates, temp, 10)[0]
+        expected = query @ rec.candidates.T / temp + 0.5 * rec.user_vectors[:, -1] / temp
+        np.testing.assert_allclose(watch.score, expected[[rec.movie_row(m) for m in watch.movie_id]], rtol=1e-4,
+                                   atol=1e-5)
+        assert not {"3", "25", "9"} & set(watch.movie_id)
+    assert watch.score.tolist() != before.score.tolist()
 
 
 def test_a_new_users_moments_are_the_queries_of_their_first_ratings(rec):
@@ -294,8 +341,8 @@ def test_the_new_user_taste_is_chosen_on_validation_alone(_tiny_session):
     candidates = model.candidate_embeddings(prep.spec.n_movies)
     chosen, grid = newuser.choose_new_user_taste(model, prep, candidates)
     assert len(grid) == len(newuser.new_user_tastes(model)) and max(grid.values()) == grid[
-        f"{'mixture' if chosen.mixture else 'latest'}|{chosen.prior:g}"
-        + (f"|item-item {chosen.item_item:g}" if chosen.item_item else "")]
+        taste.grid_key(chosen, "mixture" if chosen.mixture else "latest")]
+    assert {t.fold_in for t in newuser.new_user_tastes(model)} == {0, *newuser.FOLD_STEPS}
     assert run.info["new_user"] == chosen.to_dict()  # what training stored is this choice
     rng = np.random.default_rng(0)
     scrambled = replace(prep, test=dict(prep.test, movie=rng.permutation(prep.test["movie"])))

@@ -50,12 +50,19 @@ def test_prior_adds_log_counts_through_one_extra_coordinate():
     np.testing.assert_allclose(vectors @ np.append(q[0], t.prior), expected[0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("t", [taste.Taste(), taste.Taste(math.inf, 0.5), taste.Taste(3600.0, 0.25)])
+@pytest.mark.parametrize("t", [taste.Taste(), taste.Taste(math.inf, 0.5), taste.Taste(3600.0, 0.25),
+                               taste.Taste(taste.NOW, 2.0, False, 1.0, fold_in=20)])
 def test_taste_round_trips_through_json(t):
     import json
 
     assert taste.Taste.from_dict(json.loads(json.dumps(t.to_dict()))) == t
-    assert t.describe()
+    assert t.describe() and ("refitted" in t.describe()) == bool(t.fold_in)
+
+
+def test_a_taste_stored_before_fold_in_reads_as_none():
+    stored = {"horizon": "inf", "prior": 2.0, "mixture": True, "item_item": 2.0}  # a version-5 run's new_user
+    assert taste.Taste.from_dict(stored).fold_in == 0
+    assert taste.grid_key(taste.Taste(taste.NOW, 2.0, False, 1.0, 20), "latest") == "fold 20|latest|2|item-item 1"
 
 
 def test_mixture_scores_by_hand():
