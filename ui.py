@@ -271,7 +271,7 @@ def _recommender(run_id: str, stamp: int, key: str) -> "Recommender":
     from recsys.recommend import open_run
 
     opened = open_run(run_id)
-    serving.settle_heap()  # what a run loads stays for the process's life
+    serving.settle_heap()  # what a run loads stays while it is cached: out of full collections
     return opened
 
 

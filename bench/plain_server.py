@@ -1,5 +1,5 @@
-"""`python -m streamlit …` without recsys.serving's settings: the app's server as it was
-before them, the baseline of bench/reliability.py's settings test.
+"""`python -m streamlit …` without recsys.serving's settings (BLAS threads, switch interval,
+frozen heap): the baseline of bench/reliability.py's settings test.
 
 The settings are switched off in this process only, by replacing the functions the app
 calls, so the app itself has no switch for them.

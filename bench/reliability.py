@@ -275,6 +275,21 @@ def _server(port: int, folder: Path, latency_log: Path, plain: bool = False) -> 
                                 start_new_session=True)
 
 
+def _wait_ready(port: int, server: subprocess.Popen, limit: float = 120.0) -> None:
+    """Until the server on `port` answers its health check (it died or took too long: raise)."""
+    import urllib.request
+
+    deadline = time.time() + limit
+    while time.time() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the app's server on port {port} did not come up")
+
+
 def _latencies(path: Path) -> list[float]:
     """The milliseconds of every list the server has timed so far (recsys.recommend.LATENCY_LOG)."""
     lines = path.read_text().splitlines() if path.exists() else []
@@ -335,6 +350,7 @@ def _serve_round(rec, root: Path, seconds: float, seed: int) -> dict:
 
     def browse() -> None:
         try:
+            _wait_ready(port, server)
             browser.update(_browsers(f"http://localhost:{port}", stop_browsers, root,
                                      lambda: warm.update(lines=len(_latencies(latency_log)))))
         except Exception as exc:  # noqa: BLE001 - reported
@@ -430,15 +446,18 @@ def settings_test(seconds: float, rounds: int) -> dict:
             folder.mkdir()
             latency_log, port, stop, warm = folder / "latency.tsv", _free_port(), threading.Event(), {}
             server = _server(port, folder, latency_log, plain=name == "plain")
-            timer = threading.Timer(10 ** 6, stop.set)  # started once the server is warm
+            timer = threading.Timer(seconds, stop.set)  # started once the server is warm
 
             def warmed() -> None:
                 warm["lines"] = len(_latencies(latency_log))
-                timer.interval = seconds
                 timer.start()
 
-            browser = _browsers(f"http://localhost:{port}", stop, folder, warmed)
-            os.killpg(server.pid, signal.SIGKILL)
+            try:
+                _wait_ready(port, server)
+                browser = _browsers(f"http://localhost:{port}", stop, folder, warmed)
+            finally:
+                timer.cancel()
+                os.killpg(server.pid, signal.SIGKILL)
             xs = _latencies(latency_log)[warm.get("lines", 0):]
             found[name].append({"lists": len(xs), "p50_ms": percentile_ms(xs, 50), "p95_ms": percentile_ms(xs, 95),
                                 "errors": browser.get("error_count"), "visits": browser.get("page_visits")})

@@ -6,8 +6,9 @@ things then decide a list's tail latency more than its arithmetic does:
 
 - OpenBLAS's own worker threads. A list is a few small matrix products; with several
   sessions making them at once, each product's two BLAS threads spin against the other
-  sessions' on two cores. This is the one that mattered: bench/reliability.py measures
-  the server with and without these settings, alternately (bench/results.md).
+  sessions' on two cores. In one-off probes of each setting alone this was the one that
+  mattered; bench/reliability.py measures the server with and without all three,
+  alternately (bench/results.md).
 - The GIL's switch interval: a list's NumPy calls give the GIL up and win it back
   from the other sessions' page runs, each wait up to one interval (Python's is 5 ms).
 - Full garbage collections: they scan every live object holding the GIL, 0.14 s on an
@@ -33,7 +34,9 @@ def configure() -> None:
 
 
 def settle_heap() -> None:
-    """Collect once, then leave every object alive now out of later collections for good:
-    call after loading what the process keeps (a run, its data)."""
+    """Leave every object alive now out of later collections: call after loading what the
+    process keeps (a run, its data). What an earlier call froze is thawed and collected
+    first, so a run the app's cache has since dropped is freed, not kept for good."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

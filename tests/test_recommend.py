@@ -273,6 +273,14 @@ def test_fold_in_by_hand():
     two = newuser.fold_in(np.zeros((1, 1)), rated, candidates, 1.0, steps=2, rate=0.25, l2=0.1)
     assert two[0, 0] == pytest.approx(0.25 + 0.25 * gradient, rel=1e-6)
     assert newuser.fold_in(np.full((1, 1), 0.3), rated, candidates, 1.0, steps=0)[0, 0] == pytest.approx(0.3)
+    # Two rated movies of three (at +1, 0 and -1): the likelihood and the L2 are per rated movie.
+    candidates, rated = np.array([[1.0], [0.0], [-1.0]]), [np.array([0, 1])]
+    one = newuser.fold_in(np.zeros((1, 1)), rated, candidates, 1.0, steps=1, rate=0.25, l2=0.1)
+    assert one[0, 0] == pytest.approx(0.25 * (1 - 2 * 0.0) / 2)  # (sum of rated c - 2 x E[c]) / 2, E[c] = 0
+    p = np.exp([0.125, 0.0, -0.125]) / np.exp([0.125, 0.0, -0.125]).sum()
+    gradient = (1 - 2 * (p[0] - p[2])) / 2 - 2 * 0.1 * 0.125 / 2
+    two = newuser.fold_in(np.zeros((1, 1)), rated, candidates, 1.0, steps=2, rate=0.25, l2=0.1)
+    assert two[0, 0] == pytest.approx(0.125 + 0.25 * gradient, rel=1e-6)
 
 
 def test_fold_in_raises_each_users_rated_movies_likelihood():

@@ -52,3 +52,15 @@ def test_settle_heap_collects_the_garbage_and_freezes_what_lives():
         "kept = [Node() for _ in range(1000)]\n"
         "gc.disable(); serving.settle_heap(); assert gone() is None\n")
     assert found["frozen"] > 1000  # everything alive, the kept nodes among them
+
+
+def test_what_an_earlier_settle_froze_is_freed_once_dropped():
+    # A run the app's cache evicts must not stay frozen for the process's life.
+    found = _settings(
+        "import gc, weakref\nfrom recsys import serving\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a\n"
+        "gone = weakref.ref(a)\n"
+        "gc.disable(); serving.settle_heap(); assert gone() is not None\n"  # alive, so frozen
+        "del a, b; serving.settle_heap(); assert gone() is None\n")
+    assert found["frozen"] > 0
