@@ -199,16 +199,15 @@ def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray
         embedded, _ = encode_queries(model, {key: tf.concat([b[key] for b in batch], 0) for key in batch[0]})
         bounds = np.cumsum([0] + [len(rows) for _, rows, _ in chunk])
         rows_of = np.array([i for i, _, _ in chunk])
-        item_item = (model.item_item.scores([prep.train["movie"][rows] for _, rows, _ in chunk])
-                     if any(t.item_item for t in tastes) else None)
+        rated = [prep.train["movie"][rows] for _, rows, _ in chunk]
+        item_item = model.item_item.scores(rated) if any(t.item_item for t in tastes) else None
         # Each way's scores once (no prior, no item-item); every taste adds its own share of both.
         temperature = model.preset.temperature
         ways = {(t.horizon, t.mixture, t.fold_in) for t in tastes}
         base = {}
         for h, m, fold in ways:
             if fold:  # every user's latest query refitted at once
-                folded = fold_in(embedded[bounds[1:] - 1], [prep.train["movie"][rows] for _, rows, _ in chunk],
-                                 candidates, temperature, fold)
+                folded = fold_in(embedded[bounds[1:] - 1], rated, candidates, temperature, fold)
                 base[(h, m, fold)] = folded @ candidates.T / temperature
             else:
                 base[(h, m, fold)] = np.stack([list_scores(embedded[a:b], candidates, prior_col, temperature,

@@ -40,12 +40,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from recsys.errors import UserError
 from recsys.history import Timeline
 
 NOW = 0.0
 HORIZONS = (NOW, 3600.0, 86400.0, 7 * 86400.0, 30 * 86400.0, math.inf)  # seconds
 PRIORS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ITEM_ITEMS = (0.0, 0.5, 1.0, 2.0, 4.0)  # logits per standard deviation of the item-item score
+MAX_FOLD_IN = 1000  # refit steps a stored taste may ask for
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,18 @@ class Taste:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Taste":
-        """Inverse of `to_dict`; "now" with no prior for a run that has none."""
+        """Inverse of `to_dict`; "now" with no prior for a run that has none. A damaged one
+        (a field that is not a number, a refit longer than MAX_FOLD_IN) is a UserError."""
         d = d or {}
-        return cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)),
-                   mixture=bool(d.get("mixture", False)), item_item=float(d.get("item_item", 0.0)),
-                   fold_in=int(d.get("fold_in", 0)))
+        try:
+            t = cls(horizon=float(d.get("horizon", NOW)), prior=float(d.get("prior", 0.0)),
+                    mixture=bool(d.get("mixture", False)), item_item=float(d.get("item_item", 0.0)),
+                    fold_in=int(d.get("fold_in", 0)))
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"a stored taste is damaged ({exc})") from None
+        if not 0 <= t.fold_in <= MAX_FOLD_IN:  # each step scores the whole catalogue
+            raise UserError(f"a stored taste is damaged (fold_in {t.fold_in} is not 0 to {MAX_FOLD_IN})")
+        return t
 
     def describe(self) -> str:
         """One line for people: which moments weigh, and the prior."""

@@ -59,6 +59,15 @@ def test_taste_round_trips_through_json(t):
     assert t.describe() and ("refitted" in t.describe()) == bool(t.fold_in)
 
 
+@pytest.mark.parametrize("field, value", [("prior", "many"), ("fold_in", "many"), ("horizon", None),
+                                          ("fold_in", 10 ** 9), ("fold_in", -1)])
+def test_a_damaged_stored_taste_is_a_user_error(field, value):
+    from recsys.errors import UserError
+
+    with pytest.raises(UserError, match="stored taste is damaged"):
+        taste.Taste.from_dict({"horizon": 0.0, "prior": 2.0, field: value})
+
+
 def test_a_taste_stored_before_fold_in_reads_as_none():
     stored = {"horizon": "inf", "prior": 2.0, "mixture": True, "item_item": 2.0}  # a version-5 run's new_user
     assert taste.Taste.from_dict(stored).fold_in == 0
