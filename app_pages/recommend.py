@@ -26,7 +26,8 @@ FULL_COLUMNS = {
                                                       help="Predicted rating: how much the user would like it"),
     "Blend": st.column_config.NumberColumn(format="%.2f", width=55,
                                            help="The validated blend of both: standardised retrieval score plus "
-                                                "a weight times the predicted rating above the user's mean"),
+                                                "a weight times the predicted rating above the user's mean, "
+                                                "minus a penalty that grows below 3.25 predicted stars"),
     "Because you rated": st.column_config.TextColumn(
         "Because", width="large", help="The movies the user rated (4 or 5 stars when there are any) whose "
                                        "embeddings are most like this one, with the stars given"),

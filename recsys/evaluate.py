@@ -330,17 +330,17 @@ def two_stage(scores: Scores, seen: list[np.ndarray], blend: ranking.Blend,
     head = top[:, :n]
     retrieval = np.take_along_axis(scores.user_scores, np.maximum(head, 0), 1)
     predicted = scores.user_ratings(head)
-    ranked, ranked_predicted = ranking.rerank(head, retrieval, predicted, "blend", blend.beta)
+    ranked, ranked_predicted = ranking.rerank(head, retrieval, predicted, "blend", blend)
     tail = top[:, n:max(metrics.RECALL_KS)]
     return np.hstack([ranked, tail]), ranked_predicted, predicted
 
 
 def choose_blend(scores: Scores, prep: Prepared) -> tuple[ranking.Blend, dict]:
-    """The blend with the best validation liked recall@10 (`scores` must be on "val")."""
+    """The blend `ranking.choose` picks on validation (`scores` must be on "val")."""
     ev = part_of(prep, "val")
     top = metrics.top_k_excluding(scores.user_scores, ev.seen, max(ranking.CANDIDATES))
     retrieval = np.take_along_axis(scores.user_scores, np.maximum(top, 0), 1)
-    return ranking.choose(top, retrieval, scores.user_ratings(top), ev.liked)
+    return ranking.choose(top, retrieval, scores.user_ratings(top), ev.relevant, ev.liked)
 
 
 def full_softmax_loss(scores: Scores, positives: np.ndarray, temperature: float) -> float:

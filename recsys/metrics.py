@@ -86,10 +86,11 @@ def recall_per_user(top: np.ndarray, relevant: list[np.ndarray], k: int) -> np.n
     """|top k ∩ relevant| / |relevant| for each row; NaN where nothing is relevant."""
     sizes = np.array([len(r) for r in relevant])
     head = top[:, :k]
-    width = int(max(head.max(initial=-1), max((r.max() for r in relevant if len(r)), default=-1))) + 1
+    flat = np.concatenate([*relevant, []]).astype(int)
+    width = int(max(head.max(initial=-1), flat.max(initial=-1))) + 1
     # One boolean row per user, so every list is checked in one gather instead of a loop.
     mask = np.zeros((len(relevant), width + 1), bool)  # the extra last column catches -1 padding
-    mask[np.repeat(np.arange(len(relevant)), sizes), np.concatenate([*relevant, []]).astype(int)] = True
+    mask[np.repeat(np.arange(len(relevant)), sizes), flat] = True
     hits = mask[np.arange(len(relevant))[:, None], np.where(head >= 0, head, width)].sum(1)
     return np.where(sizes > 0, hits / np.maximum(sizes, 1), np.nan)
 

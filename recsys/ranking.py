@@ -5,12 +5,16 @@ to love". A list is ordered by one of them or by a blend of both:
 
   watch   retrieval score alone (the first stage's own order);
   love    the predicted rating alone, among the retrieved candidates;
-  blend   the retrieval score, standardised over the user's candidates, plus
-          beta x (predicted rating - the user's mean rating).
+  blend   the retrieval score, standardised over the user's candidates,
+          plus beta x (predicted rating - the user's mean rating),
+          plus guard x log sigmoid((predicted rating - GUARD_AT) / GUARD_WIDTH).
 
-The user's mean rating does not change the order of their list; it only makes the
-blended score readable (0 = as good as this user's average). Beta and the number of
-candidates are chosen on the validation split (`choose`), never on test.
+The guard term is about 0 for a movie predicted well above GUARD_AT stars and falls
+about linearly below it: it pushes down the movies the user would not like without
+reordering the ones they would, which a large beta does (and costs recall). The user's
+mean rating does not change the order of their list; it only makes the blended score
+readable (0 = as good as this user's average). Beta, the guard's weight and the number
+of candidates are chosen on the validation split (`choose`), never on test.
 """
 from __future__ import annotations
 
@@ -22,7 +26,13 @@ from recsys.errors import UserError
 
 RANKS = ("watch", "love", "blend")
 BETAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+GUARDS = (0.0, 0.25, 0.5, 1.0, 2.0)
 CANDIDATES = (50, 100, 200)
+# The guard's knee and width in stars, set on validation (bench/tuning.md, round 7):
+# between the 3 stars a list should not show and the 4 that count as liked.
+GUARD_AT, GUARD_WIDTH = 3.25, 0.5
+MAX_LOW_SHARE = 0.05  # at most this share of a top 10 predicted below 3 stars (issue 13)
+FIELDS = ("beta", "guard", "candidates")
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class Blend:
 
     beta: float = 1.0  # standard deviations of retrieval score per star of predicted rating
     candidates: int = 100  # how many movies the first stage retrieves
+    guard: float = 0.0  # weight of the penalty for movies predicted below GUARD_AT stars
 
     def to_dict(self) -> dict:
         """Plain JSON for a run's info."""
@@ -38,8 +49,13 @@ class Blend:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Blend":
-        """Inverse of `to_dict`; the defaults for a run that has none."""
-        return cls(**{k: v for k, v in (d or {}).items() if k in ("beta", "candidates")})
+        """Inverse of `to_dict`; the defaults for a run that has none (a run stored before the
+        guard has none: guard 0, its old order)."""
+        return cls(**{k: v for k, v in (d or {}).items() if k in FIELDS})
+
+    def key(self) -> str:
+        """The blend's key in a run's validation grid, e.g. "1.5@200" or "0.5+guard 0.5@200"."""
+        return f"{self.beta:g}" + (f"+guard {self.guard:g}" if self.guard else "") + f"@{self.candidates}"
 
 
 def check_rank(rank: str) -> str:
@@ -57,14 +73,29 @@ def standardise(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return (scores - mean) / np.maximum(np.sqrt(var), 1e-9)
 
 
-def blended(retrieval: np.ndarray, predicted: np.ndarray, user_mean: np.ndarray, beta: float,
+def guard_penalty(predicted: np.ndarray) -> np.ndarray:
+    """log sigmoid((predicted - GUARD_AT) / GUARD_WIDTH): <= 0, near 0 well above the knee."""
+    return -np.logaddexp(0.0, -(np.asarray(predicted, np.float64) - GUARD_AT) / GUARD_WIDTH)
+
+
+def blended(retrieval: np.ndarray, predicted: np.ndarray, user_mean: np.ndarray, blend: Blend,
             valid: np.ndarray | None = None) -> np.ndarray:
-    """The blend's score of each candidate: standardised retrieval + beta x (prediction - user mean)."""
+    """The blend's score of each candidate: standardised retrieval + beta x (prediction - user
+    mean) + guard x `guard_penalty(prediction)`."""
     valid = np.ones(retrieval.shape, bool) if valid is None else valid
-    return standardise(retrieval, valid) + beta * (predicted - np.asarray(user_mean, np.float64).reshape(-1, 1))
+    return _terms(standardise(retrieval, valid), predicted, user_mean, blend)
 
 
-def order(retrieval: np.ndarray, predicted: np.ndarray | None, rank: str, beta: float,
+def _terms(z: np.ndarray, predicted: np.ndarray, user_mean: np.ndarray, blend: Blend,
+           penalty: np.ndarray | None = None) -> np.ndarray:
+    """`blended` from the standardised retrieval `z` (and `guard_penalty(predicted)`, if known)."""
+    score = z + blend.beta * (predicted - np.asarray(user_mean, np.float64).reshape(-1, 1))
+    if blend.guard:
+        score = score + blend.guard * (guard_penalty(predicted) if penalty is None else penalty)
+    return score
+
+
+def order(retrieval: np.ndarray, predicted: np.ndarray | None, rank: str, blend: Blend,
           valid: np.ndarray | None = None) -> np.ndarray:
     """Column order of each row under `rank`, best first; invalid columns go last.
 
@@ -77,33 +108,44 @@ def order(retrieval: np.ndarray, predicted: np.ndarray | None, rank: str, beta: 
     elif rank == "love":
         key = predicted
     else:
-        key = blended(retrieval, predicted, np.zeros(len(retrieval)), beta, valid)
+        key = blended(retrieval, predicted, np.zeros(len(retrieval)), blend, valid)
     key = np.where(valid, key, -np.inf)
     return np.argsort(-key, axis=1, kind="stable")
 
 
 def rerank(top: np.ndarray, retrieval: np.ndarray, predicted: np.ndarray | None, rank: str,
-           beta: float) -> tuple[np.ndarray, np.ndarray | None]:
+           blend: Blend) -> tuple[np.ndarray, np.ndarray | None]:
     """The candidate lists `top` (movie rows, -1 padded) reordered, with their predictions."""
-    idx = order(retrieval, predicted, rank, beta, top >= 0)
+    idx = order(retrieval, predicted, rank, blend, top >= 0)
     return (np.take_along_axis(top, idx, 1),
             None if predicted is None else np.take_along_axis(predicted, idx, 1))
 
 
 def choose(top: np.ndarray, retrieval: np.ndarray, predicted: np.ndarray, relevant: list[np.ndarray],
-           k: int = 10) -> tuple[Blend, dict]:
-    """The (beta, candidates) with the best liked recall@k on these (validation) lists.
+           liked: list[np.ndarray], k: int = 10) -> tuple[Blend, dict]:
+    """The blend with the best recall@k + liked recall@k on these (validation) lists among
+    those that show at most MAX_LOW_SHARE of their top k predicted below 3 stars (all of
+    them, when none does). Returns it and the grid: key -> [recall, liked recall, share].
 
     `top` holds each user's max(CANDIDATES) best-retrieved movies, best first, so the
-    first N columns are the N-candidate first stage. Ties go to the smaller beta and N.
+    first N columns are the N-candidate first stage (N >= k).
+    Ties go to the smaller beta, guard and N.
     """
-    from recsys.metrics import mean_or_nan, recall_per_user
+    from recsys.metrics import low_share, mean_or_nan, recall_per_user
 
-    grid = {}
+    grid, valid, zeros = {}, top >= 0, np.zeros(len(top))
     for n in CANDIDATES:
-        for beta in BETAS:
-            ranked, _ = rerank(top[:, :n], retrieval[:, :n], predicted[:, :n], "blend", beta)
-            grid[(beta, n)] = mean_or_nan(recall_per_user(ranked, relevant, k))
-    best = max(grid, key=lambda key: (grid[key], -key[0], -key[1]))
-    table = {f"{beta:g}@{n}": round(v, 5) for (beta, n), v in grid.items()}
-    return Blend(beta=best[0], candidates=best[1]), table
+        z, penalty = standardise(retrieval[:, :n], valid[:, :n]), guard_penalty(predicted[:, :n])
+        for guard in GUARDS:
+            for beta in BETAS:
+                blend = Blend(beta=beta, candidates=n, guard=guard)
+                key = np.where(valid[:, :n], _terms(z, predicted[:, :n], zeros, blend, penalty), -np.inf)
+                # Recall and the share need each top k as a set, not its order: a partition will do.
+                head = np.argpartition(-key, k - 1, axis=1)[:, :k]
+                shown = np.take_along_axis(top, head, 1)
+                grid[blend] = (mean_or_nan(recall_per_user(shown, relevant, k)),
+                               mean_or_nan(recall_per_user(shown, liked, k)),
+                               low_share(np.take_along_axis(predicted, head, 1), shown, k))
+    best = max(grid, key=lambda b: (grid[b][2] <= MAX_LOW_SHARE, round(float(np.nansum(grid[b][:2])), 6),
+                                    -b.beta, -b.guard, -b.candidates))
+    return best, {b.key(): [round(v, 5) for v in values] for b, values in grid.items()}

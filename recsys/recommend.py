@@ -284,8 +284,8 @@ class Recommender:
         predicted = self.rating_head(np.repeat(now[None], len(rows), 0), self.candidates[rows],
                                      np.full(len(rows), head_row), rows, np.repeat(side[None], len(rows), 0))
         retrieval = scores[rows]
-        blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend.beta)[0]
-        order = ranking.order(retrieval[None], predicted[None], rank, self.blend.beta)[0][:k]
+        blended = ranking.blended(retrieval[None], predicted[None], np.array([user_mean]), self.blend)[0]
+        order = ranking.order(retrieval[None], predicted[None], rank, self.blend)[0][:k]
         shown = rows[order]
         ids = self.prep.spec.movie_ids
         return pd.DataFrame({"movie_id": [ids[r] for r in shown], "title": self.titles[shown],

@@ -10,51 +10,90 @@ def test_blend_by_hand():
     retrieval = np.array([[3.0, 2.0, 1.0]])  # standardised: [1.2247, 0, -1.2247]
     predicted = np.array([[2.0, 4.5, 4.0]])
     z = np.array([1.2247449, 0.0, -1.2247449])
-    got = ranking.blended(retrieval, predicted, np.array([3.5]), beta=1.0)
+    got = ranking.blended(retrieval, predicted, np.array([3.5]), ranking.Blend(beta=1.0))
     np.testing.assert_allclose(got[0], z + (predicted[0] - 3.5), rtol=1e-6)
+    # The guard: log sigmoid((p - 3.25) / 0.5) by hand is -log(1 + exp(-(p - 3.25) / 0.5)).
+    guard = -np.log(1 + np.exp(-(predicted[0] - 3.25) / 0.5))  # [-1.7014, -0.2014, -0.3133]
+    got = ranking.blended(retrieval, predicted, np.array([3.5]), ranking.Blend(beta=1.0, guard=2.0))
+    np.testing.assert_allclose(got[0], z + (predicted[0] - 3.5) + 2.0 * guard, rtol=1e-6)
+
+
+def test_the_guard_penalises_movies_below_its_knee_and_barely_those_above():
+    p = ranking.guard_penalty(np.array([1.0, 2.0, 3.0, 3.25, 4.0, 5.0]))
+    np.testing.assert_allclose(p[3], -np.log(2.0))
+    assert np.all(np.diff(p) > 0) and np.all(p < 0)
+    # Below the knee a star costs about 1/width (2); above it, far less.
+    assert 1.8 < p[1] - p[0] < 2.0 and p[5] - p[4] < 0.2
+    # For high predictions the guard keeps the retrieval order where beta reverses it.
+    retrieval, predicted = np.array([[2.0, 1.0, 0.0]]), np.array([[4.2, 4.9, 2.0]])
+    assert ranking.order(retrieval, predicted, "blend", ranking.Blend(beta=3.0))[0].tolist() == [1, 0, 2]
+    assert ranking.order(retrieval, predicted, "blend", ranking.Blend(beta=0.0, guard=2.0))[0].tolist() == [0, 1, 2]
+    # ... and pushes a movie predicted at 2 stars below both (z + 2 x guard: [-2.18, -0.16, -1.46]).
+    predicted = np.array([[2.0, 4.5, 4.2]])
+    assert ranking.order(retrieval, predicted, "blend", ranking.Blend(beta=0.0, guard=2.0))[0].tolist() == [1, 2, 0]
 
 
 def test_the_three_orders():
     retrieval = np.array([[3.0, 2.0, 1.0]])
     predicted = np.array([[2.0, 4.5, 4.0]])
-    assert ranking.order(retrieval, predicted, "watch", 1.0)[0].tolist() == [0, 1, 2]
-    assert ranking.order(retrieval, predicted, "love", 1.0)[0].tolist() == [1, 2, 0]
+    one = ranking.Blend(beta=1.0)
+    assert ranking.order(retrieval, predicted, "watch", one)[0].tolist() == [0, 1, 2]
+    assert ranking.order(retrieval, predicted, "love", one)[0].tolist() == [1, 2, 0]
     # blend with beta 1: [1.22 - 1.5, 0 + 1, -1.22 + 0.5] = [-0.28, 1.0, -0.72]
-    assert ranking.order(retrieval, predicted, "blend", 1.0)[0].tolist() == [1, 0, 2]
+    assert ranking.order(retrieval, predicted, "blend", one)[0].tolist() == [1, 0, 2]
     # beta 0 is the retrieval order
-    assert ranking.order(retrieval, predicted, "blend", 0.0)[0].tolist() == [0, 1, 2]
+    assert ranking.order(retrieval, predicted, "blend", ranking.Blend(beta=0.0))[0].tolist() == [0, 1, 2]
 
 
 def test_invalid_columns_go_last_and_the_user_mean_does_not_change_the_order():
     retrieval = np.array([[3.0, 2.0, 9.0]])
     predicted = np.array([[2.0, 4.5, 5.0]])
     valid = np.array([[True, True, False]])
-    assert ranking.order(retrieval, predicted, "love", 1.0, valid)[0].tolist() == [1, 0, 2]
-    a = ranking.blended(retrieval, predicted, np.array([1.0]), 2.0)
-    b = ranking.blended(retrieval, predicted, np.array([4.0]), 2.0)
+    assert ranking.order(retrieval, predicted, "love", ranking.Blend(), valid)[0].tolist() == [1, 0, 2]
+    two = ranking.Blend(beta=2.0, guard=1.0)
+    a = ranking.blended(retrieval, predicted, np.array([1.0]), two)
+    b = ranking.blended(retrieval, predicted, np.array([4.0]), two)
     assert np.argsort(-a).tolist() == np.argsort(-b).tolist()
 
 
 def test_rerank_returns_movies_and_predictions_in_the_new_order():
     top = np.array([[7, 8, 9, -1]])
     movies, predicted = ranking.rerank(top, np.array([[3.0, 2.0, 1.0, 0.0]]), np.array([[1.0, 5.0, 3.0, 5.0]]),
-                                       "love", 0.0)
+                                       "love", ranking.Blend())
     assert movies.tolist() == [[8, 9, 7, -1]] and predicted.tolist() == [[5.0, 3.0, 1.0, 5.0]]
 
 
-def test_choose_picks_the_best_liked_recall_and_prefers_the_smaller_beta_on_ties():
+def test_choose_picks_the_best_recall_plus_liked_recall_and_prefers_the_simpler_blend_on_ties():
     # Two users, 200 candidates each (best-retrieved first). Each user's liked movie sits
-    # at retrieval rank 30 but has the highest predicted rating: any beta large enough
-    # lifts it into the top 10; beta 0 cannot.
+    # at retrieval rank 30 but has the highest predicted rating: a blend that leans on the
+    # prediction enough lifts it into the top 10; the retrieval order (beta 0, no guard) cannot.
     n = max(ranking.CANDIDATES)
     top = np.tile(np.arange(n), (2, 1))
     retrieval = np.tile(np.linspace(10, 0, n), (2, 1))
     predicted = np.full((2, n), 3.0)
     predicted[:, 30] = 5.0
-    blend, grid = ranking.choose(top, retrieval, predicted, [np.array([30]), np.array([30])], k=10)
-    assert grid["0@50"] == 0.0 and grid[f"{blend.beta:g}@{blend.candidates}"] == 1.0
-    perfect = [(b, n) for b in ranking.BETAS for n in ranking.CANDIDATES if grid[f"{b:g}@{n}"] == 1.0]
-    assert (blend.beta, blend.candidates) == min(perfect)
+    hit = [np.array([30]), np.array([30])]
+    blend, grid = ranking.choose(top, retrieval, predicted, hit, hit, k=10)
+    assert grid["0@50"] == [0.0, 0.0, 0.0] and grid[blend.key()] == [1.0, 1.0, 0.0]
+    perfect = [(b, g, c) for b in ranking.BETAS for g in ranking.GUARDS for c in ranking.CANDIDATES
+               if grid[ranking.Blend(b, c, g).key()][:2] == [1.0, 1.0]]
+    assert (blend.beta, blend.guard, blend.candidates) == min(perfect)
+
+
+def test_choose_keeps_the_share_of_movies_predicted_below_three_stars_under_the_limit():
+    # 20 users whose retrieval top 10 holds one movie predicted at 2 stars (rank 0), and
+    # that movie is what they watched: the retrieval order has the best recall, but 10% of
+    # what it shows is predicted below 3 stars. Only blends that push it out are allowed.
+    n = max(ranking.CANDIDATES)
+    top = np.tile(np.arange(n), (20, 1))
+    retrieval = np.tile(np.linspace(10, 0, n), (20, 1))
+    predicted = np.full((20, n), 4.0)
+    predicted[:, 0] = 2.0
+    watched, liked = [np.array([0])] * 20, [np.array([], int)] * 20
+    blend, grid = ranking.choose(top, retrieval, predicted, watched, liked, k=10)
+    assert grid["0@50"] == [1.0, pytest.approx(float("nan"), nan_ok=True), 0.1]
+    assert grid[blend.key()][2] <= ranking.MAX_LOW_SHARE and grid[blend.key()][0] == 0.0
+    assert blend.beta > 0 or blend.guard > 0
 
 
 def test_unknown_order_is_a_user_error():
@@ -63,6 +102,9 @@ def test_unknown_order_is_a_user_error():
 
 
 def test_blend_round_trips_through_json():
-    b = ranking.Blend(beta=2.0, candidates=50)
+    b = ranking.Blend(beta=2.0, candidates=50, guard=0.5)
     assert ranking.Blend.from_dict(b.to_dict()) == b
     assert ranking.Blend.from_dict(None) == ranking.Blend()
+    # A run stored before the guard reads as no guard: its old order.
+    assert ranking.Blend.from_dict({"beta": 1.5, "candidates": 200}) == ranking.Blend(1.5, 200, 0.0)
+    assert b.key() == "2+guard 0.5@50" and ranking.Blend(1.5, 200).key() == "1.5@200"

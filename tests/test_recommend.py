@@ -121,10 +121,12 @@ def test_each_order_sorts_the_same_candidates_by_its_own_score(rec, user):
     blend = rec.recommend(user, k=n, rank="blend")
     assert set(watch.movie_id) == set(love.movie_id) == set(blend.movie_id)
     assert love.predicted_rating.is_monotonic_decreasing and blend.blended.is_monotonic_decreasing
-    # The blended score by hand: standardised retrieval + beta (prediction - the user's mean rating).
+    # The blended score by hand: standardised retrieval + beta (prediction - the user's mean
+    # rating) + guard log sigmoid((prediction - 3.25) / 0.5).
     row = rec.user_row(user)
     z = (watch.score - watch.score.mean()) / watch.score.std(ddof=0)
-    expected = z + rec.blend.beta * (watch.predicted_rating - rec.mean_rating[row])
+    guard = -np.log1p(np.exp(-(watch.predicted_rating - 3.25) / 0.5))
+    expected = z + rec.blend.beta * (watch.predicted_rating - rec.mean_rating[row]) + rec.blend.guard * guard
     np.testing.assert_allclose(watch.blended, expected, rtol=1e-4, atol=1e-4)
     # A shorter list is the head of the same order.
     assert rec.recommend(user, k=3, rank="love").movie_id.tolist() == love.movie_id.tolist()[:3]
