@@ -4,6 +4,19 @@ from __future__ import annotations
 from recsys.errors import UserError
 
 OPTIMIZERS = ("ranger", "adam", "lazyadam", "adagrad")
+# Id-embedding rows (users + movies) from which a preset's Adam becomes LazyAdam. ML-100K
+# (2,600 rows) and ML-1M (9,900) stay on Adam, whose per-epoch time and early stopping the
+# default was tuned with (bench/tuning.md, round 5); ML-20M (165,000) and the synthetic
+# 10M copy (90,000) switch. On that copy a step took 37 ms with Adam and 20 ms with
+# LazyAdam (medians of two alternating rounds of 120 steps).
+LAZY_ROWS = 50_000
+
+
+def for_tables(name: str, rows: int) -> str:
+    """The optimiser a preset's `name` means for a model with `rows` id-embedding rows:
+    Adam becomes LazyAdam from LAZY_ROWS on, where updating every row at every step
+    costs more than the batch's own work; every other name is itself."""
+    return "lazyadam" if name == "adam" and rows >= LAZY_ROWS else name
 
 
 def make_optimizer(name: str, learning_rate: float, decay: float = 1.0, steps_per_epoch: int = 1):

@@ -20,7 +20,7 @@ from recsys.evaluate import (Scores, choose_blend, choose_taste, embed_moments, 
 from recsys.history import POINTER_KEYS, query_features
 from recsys.newuser import choose_new_user_taste
 from recsys.model import MultiTaskModel
-from recsys.optim import make_optimizer
+from recsys.optim import for_tables, make_optimizer
 from recsys.prepare import Prepared, latest_times, prepare
 from recsys.presets import Preset
 
@@ -222,6 +222,15 @@ def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn 
     return TrainResult(runs.load(rid), cached=False)
 
 
+def optimizer_for(config: RunConfig, prep: Prepared) -> str:
+    """The optimiser a run trains with: the one the user named, else the preset's for these
+    tables (`optim.for_tables`: its Adam is LazyAdam for large catalogues)."""
+    preset = config.resolved_preset()
+    if config.optimizer is not None:
+        return preset.optimizer
+    return for_tables(preset.optimizer, prep.spec.n_users + 1 + prep.spec.n_movies)
+
+
 def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None, worker=None) -> tuple:
     """Fit a fresh model: (model, its _EpochEnd, seconds). Under tf.distribute, `worker`
     (recsys/distributed.py) holds the strategy: the model and optimizer are made in its
@@ -231,7 +240,8 @@ def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None,
     with worker.strategy.scope() if worker is not None else contextlib.nullcontext():
         model = build_model(prep, config)
         steps = -(-len(prep.train["user"]) // preset.batch_size)  # global batches: the same schedule
-        optimizer = make_optimizer(preset.optimizer, preset.learning_rate, preset.learning_rate_decay, steps)
+        optimizer = make_optimizer(optimizer_for(config, prep), preset.learning_rate, preset.learning_rate_decay,
+                                   steps)
         model.compile(optimizer=optimizer)
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress, worker)
     batches = (_batches(prep, preset, config.seed) if worker is None
@@ -268,7 +278,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
     info = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t, 3),
             "best_epoch": epoch_end.best[1], "stopped_epoch": len(epoch_end.history),
             "data_source": prep.ml.source, "data_fingerprint": prep.fingerprint, "split": prep.protocol,
-            "dataset": prep.ml.dataset, "synthetic": prep.ml.synthetic,
+            "dataset": prep.ml.dataset, "synthetic": prep.ml.synthetic, "optimizer": optimizer_for(config, prep),
             "taste": user_taste.to_dict(), "taste_validation": taste_grid,
             "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics,
             "new_user": new_user_taste.to_dict(), "new_user_validation": new_user_grid,

@@ -1,5 +1,6 @@
 """The cached trainer: stored runs, atomic writes, progress, reloading."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -96,3 +97,42 @@ def test_best_epoch_is_chosen_on_validation(prep):
     assert result.run.info["best_epoch"] == best["epoch"]
     assert not any(k.startswith("test") for h in history for k in h)
     assert np.isfinite([h["val_rmse"] for h in history]).all()
+
+
+def test_the_preset_adam_is_lazy_for_large_tables_and_a_named_optimizer_is_kept(prep, monkeypatch):
+    from recsys import optim, train as trainer
+
+    assert optim.for_tables("adam", optim.LAZY_ROWS - 1) == "adam"
+    assert optim.for_tables("adam", optim.LAZY_ROWS) == "lazyadam"
+    assert optim.for_tables("adagrad", 10 * optim.LAZY_ROWS) == "adagrad"
+    rows = prep.spec.n_users + 1 + prep.spec.n_movies
+    assert trainer.optimizer_for(TINY_CONFIG, prep) == "adam"  # the tiny tables are small
+    monkeypatch.setattr(trainer, "for_tables", lambda name, n: optim.for_tables(name, n * optim.LAZY_ROWS // rows))
+    assert trainer.optimizer_for(TINY_CONFIG, prep) == "lazyadam"
+    named = replace(TINY_CONFIG, optimizer="adam")
+    assert trainer.optimizer_for(named, prep) == "adam"  # what the user named is what trains
+    # A run trained with the switch records the optimiser it used.
+    config = replace(TINY_CONFIG, epochs=1, seed=5)
+    result = train(config, prep=prep)
+    assert result.run.info["optimizer"] == "lazyadam"
+
+
+def test_lazy_adam_leaves_the_rows_a_batch_did_not_use_where_adam_moves_them():
+    # Why LazyAdam is faster on large tables: Keras's Adam keeps moving a row whose moment is
+    # non-zero after the batches stop using it; LazyAdam touches only the rows in the batch.
+    import tensorflow as tf
+
+    from recsys.optim import make_optimizer
+
+    moved = {}
+    for name in ("adam", "lazyadam"):
+        table = tf.Variable(tf.ones([4, 2]))
+        optimizer = make_optimizer(name, 0.1)
+        for rows in ([0, 1], [2, 3]):  # row 0 and 1 only in the first step
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, rows) ** 2)
+            optimizer.apply_gradients([(tape.gradient(loss, table), table)])
+            if rows == [0, 1]:
+                after_first = table.numpy()[0].copy()
+        moved[name] = not np.allclose(table.numpy()[0], after_first)
+    assert moved == {"adam": True, "lazyadam": False}
