@@ -236,11 +236,10 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
     prior = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
     later = tuple(h for h in taste.HORIZONS if h != taste.NOW)
     mixed = taste.mixtures(embedded, found, _now_of(prep, ev), later, candidates, temperature, ev.users)
-    grid, bases = {}, {}
+    grid = {}
 
-    def score(t: Taste, extra: np.ndarray | float = 0.0) -> None:
-        top = metrics.top_k_excluding(bases[(t.horizon, t.mixture)] + t.prior * prior[None, :] + extra, ev.seen,
-                                      max(metrics.RECALL_KS))
+    def score(t: Taste, base: np.ndarray, extra: np.ndarray | float = 0.0) -> None:
+        top = metrics.top_k_excluding(base + t.prior * prior[None, :] + extra, ev.seen, max(metrics.RECALL_KS))
         grid[t] = user_objective(metrics.recall_at(top, ev.relevant))
 
     order = {h: i for i, h in enumerate(taste.HORIZONS)}
@@ -248,21 +247,34 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
     def best() -> Taste:
         return max(grid, key=lambda t: (round(grid[t], 6), -order[t.horizon], -t.mixture, -t.prior, -t.item_item))
 
-    for horizon in taste.HORIZONS:  # in dot-product units, where the prior column lives
+    def base_of(horizon: float, mixture: bool) -> np.ndarray:
+        """A way's scores in dot-product units, where the prior column lives."""
         if horizon == taste.NOW:
-            bases[(horizon, False)] = now_query.user_scores * temperature
-        else:
-            bases[(horizon, False)] = _long_term(embedded, found, prep, ev, horizon) @ candidates.T
-            bases[(horizon, True)] = mixed[horizon] * temperature
-    for (horizon, mixture) in bases:
+            return now_query.user_scores * temperature
+        if mixture:
+            base = mixed.pop(horizon)  # each mixture is read once: dropped as it goes
+            base *= temperature
+            return base
+        return _long_term(embedded, found, prep, ev, horizon) @ candidates.T
+
+    # One way's [users, movies] scores at a time, and the best way's kept for the item-item
+    # step: holding all eleven at once cost 3 GB at the MAX_USER_SCORES budget (10M ratings).
+    kept: dict = {}
+    for way in [(taste.NOW, False)] + [(h, m) for h in later for m in (False, True)]:
+        base = base_of(*way)
         for weight in taste.PRIORS:
-            score(Taste(horizon, weight, mixture))
+            score(Taste(way[0], weight, way[1]), base)
+        leader = best()
+        if (leader.horizon, leader.mixture) == way:
+            kept = {way: base}
+        del base
     item_item = item_item_scores(model, prep, ev.users)
     if item_item is not None:
         way = best()
+        base = kept[(way.horizon, way.mixture)]
         for weight in taste.PRIORS:
             for gamma in taste.ITEM_ITEMS[1:]:
-                score(Taste(way.horizon, weight, way.mixture, gamma), gamma * temperature * item_item)
+                score(Taste(way.horizon, weight, way.mixture, gamma), base, gamma * temperature * item_item)
     return best(), {taste.grid_key(t, str(t.to_dict()["horizon"]), "mixture" if t.mixture else "mean"): round(v, 5)
                     for t, v in grid.items()}
 
