@@ -63,15 +63,20 @@ def test_rerank_returns_movies_and_predictions_in_the_new_order():
     assert movies.tolist() == [[8, 9, 7, -1]] and predicted.tolist() == [[5.0, 3.0, 1.0, 5.0]]
 
 
-def test_choose_picks_the_best_recall_plus_liked_recall_and_prefers_the_simpler_blend_on_ties():
-    # Two users, 200 candidates each (best-retrieved first). Each user's liked movie sits
-    # at retrieval rank 30 but has the highest predicted rating: a blend that leans on the
-    # prediction enough lifts it into the top 10; the retrieval order (beta 0, no guard) cannot.
+def _lists(users: int, stars: float, movie: int, its_stars: float):
+    """`users` identical candidate lists (max(CANDIDATES) movies, best-retrieved first), each
+    predicted at `stars` but `movie`, predicted at `its_stars`."""
     n = max(ranking.CANDIDATES)
-    top = np.tile(np.arange(n), (2, 1))
-    retrieval = np.tile(np.linspace(10, 0, n), (2, 1))
-    predicted = np.full((2, n), 3.0)
-    predicted[:, 30] = 5.0
+    predicted = np.full((users, n), stars)
+    predicted[:, movie] = its_stars
+    return np.tile(np.arange(n), (users, 1)), np.tile(np.linspace(10, 0, n), (users, 1)), predicted
+
+
+def test_choose_picks_the_best_recall_plus_liked_recall_and_prefers_the_simpler_blend_on_ties():
+    # Two users. Each user's liked movie sits at retrieval rank 30 but has the highest
+    # predicted rating: a blend that leans on the prediction enough lifts it into the top
+    # 10; the retrieval order (beta 0, no guard) cannot.
+    top, retrieval, predicted = _lists(2, 3.0, 30, 5.0)
     hit = [np.array([30]), np.array([30])]
     blend, grid = ranking.choose(top, retrieval, predicted, hit, hit, k=10)
     assert grid["0@50"] == [0.0, 0.0, 0.0] and grid[blend.key()] == [1.0, 1.0, 0.0]
@@ -84,11 +89,7 @@ def test_choose_keeps_the_share_of_movies_predicted_below_three_stars_under_the_
     # 20 users whose retrieval top 10 holds one movie predicted at 2 stars (rank 0), and
     # that movie is what they watched: the retrieval order has the best recall, but 10% of
     # what it shows is predicted below 3 stars. Only blends that push it out are allowed.
-    n = max(ranking.CANDIDATES)
-    top = np.tile(np.arange(n), (20, 1))
-    retrieval = np.tile(np.linspace(10, 0, n), (20, 1))
-    predicted = np.full((20, n), 4.0)
-    predicted[:, 0] = 2.0
+    top, retrieval, predicted = _lists(20, 4.0, 0, 2.0)
     watched, liked = [np.array([0])] * 20, [np.array([], int)] * 20
     blend, grid = ranking.choose(top, retrieval, predicted, watched, liked, k=10)
     assert grid["0@50"] == [1.0, pytest.approx(float("nan"), nan_ok=True), 0.1]
