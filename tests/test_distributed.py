@@ -271,9 +271,12 @@ def test_two_workers_train_the_one_process_run(synthetic_60k, tmp_path):
 def _start_two_workers(synthetic_60k, tmp_path):
     marker = str(tmp_path / "artifacts")
     env = {**os.environ, "RECSYS_ARTIFACTS": marker, "TMPDIR": str(tmp_path)}
+    # As from a terminal, where Ctrl-C is delivered: a shell without job control starts its
+    # background commands (a CI runner's, say) with SIGINT ignored, and children inherit that.
     proc = subprocess.Popen([sys.executable, "-m", "recsys", *TRAIN, "--epochs", "30", "--data", synthetic_60k,
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=paths.ROOT)
+                            env=env, cwd=paths.ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = Path(marker) / "runs"
     # Training has begun: worker 0 claimed the run and the workers are connected.
     _wait_for(lambda: proc.poll() is not None or any(p.name.endswith(".partial") for p in partial.glob("*")))
