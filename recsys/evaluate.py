@@ -259,19 +259,20 @@ def choose_taste(model: MultiTaskModel, prep: Prepared, candidates: np.ndarray,
 
     # One way's [users, movies] scores at a time, and the best way's kept for the item-item
     # step: holding all eleven at once cost 3 GB at the MAX_USER_SCORES budget (10M ratings).
-    kept: dict = {}
+    kept: tuple = ((), None)  # (way, its scores)
     for way in [(taste.NOW, False)] + [(h, m) for h in later for m in (False, True)]:
         base = base_of(*way)
         for weight in taste.PRIORS:
             score(Taste(way[0], weight, way[1]), base)
         leader = best()
         if (leader.horizon, leader.mixture) == way:
-            kept = {way: base}
+            kept = (way, base)
         del base
     item_item = item_item_scores(model, prep, ev.users)
     if item_item is not None:
         way = best()
-        base = kept[(way.horizon, way.mixture)]
+        assert kept[0] == (way.horizon, way.mixture)  # the best way has not changed since it was kept
+        base = kept[1]
         for weight in taste.PRIORS:
             for gamma in taste.ITEM_ITEMS[1:]:
                 score(Taste(way.horizon, weight, way.mixture, gamma), base, gamma * temperature * item_item)

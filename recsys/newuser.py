@@ -187,8 +187,8 @@ def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray
 
     ev, k = part_of(prep, part), min(k, len(candidates))
     picks = latest_ratings(prep.train, prep.spec.n_users, n)
-    prior_col = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies),
-                                   model.preset.temperature)
+    temperature = model.preset.temperature
+    prior_col = taste.prior_column(np.bincount(prep.train["movie"], minlength=prep.spec.n_movies), temperature)
     out = {t: np.full((len(ev.users), k), -1) for t in tastes}
     users = [(i, picks[u], float(when)) for i, (u, when) in enumerate(zip(ev.users, ev.times)) if len(picks[u])]
     # One model call per chunk of users, and only their top k kept: memory stays flat.
@@ -202,7 +202,6 @@ def new_user_tops(model: MultiTaskModel, prep, part: str, candidates: np.ndarray
         rated = [prep.train["movie"][rows] for _, rows, _ in chunk]
         item_item = model.item_item.scores(rated) if any(t.item_item for t in tastes) else None
         # Each way's scores once (no prior, no item-item); every taste adds its own share of both.
-        temperature = model.preset.temperature
         ways = {(t.horizon, t.mixture, t.fold_in) for t in tastes}
         base = {}
         for h, m, fold in ways:

@@ -32,7 +32,6 @@ CANDIDATES = (50, 100, 200)
 # between the 3 stars a list should not show and the 4 that count as liked.
 GUARD_AT, GUARD_WIDTH = 3.25, 0.5
 MAX_LOW_SHARE = 0.05  # at most this share of a top 10 predicted below 3 stars (issue 13)
-FIELDS = ("beta", "guard", "candidates")
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,18 @@ class Blend:
     @classmethod
     def from_dict(cls, d: dict | None) -> "Blend":
         """Inverse of `to_dict`; the defaults for a run that has none (a run stored before the
-        guard has none: guard 0, its old order)."""
-        return cls(**{k: v for k, v in (d or {}).items() if k in FIELDS})
+        guard has none: guard 0, its old order). A damaged one (a field that is not a finite
+        number, fewer than one candidate) is a UserError."""
+        d, default = d or {}, cls()
+        try:
+            blend = cls(beta=float(d.get("beta", default.beta)),
+                        candidates=int(d.get("candidates", default.candidates)),
+                        guard=float(d.get("guard", default.guard)))
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"a stored blend is damaged ({exc})") from None
+        if not (np.isfinite(blend.beta) and np.isfinite(blend.guard) and blend.candidates >= 1):
+            raise UserError(f"a stored blend is damaged ({blend})")
+        return blend
 
     def key(self) -> str:
         """The blend's key in a run's validation grid, e.g. "1.5@200" or "0.5+guard 0.5@200"."""

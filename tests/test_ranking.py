@@ -109,3 +109,10 @@ def test_blend_round_trips_through_json():
     # A run stored before the guard reads as no guard: its old order.
     assert ranking.Blend.from_dict({"beta": 1.5, "candidates": 200}) == ranking.Blend(1.5, 200, 0.0)
     assert b.key() == "2+guard 0.5@50" and ranking.Blend(1.5, 200).key() == "1.5@200"
+
+
+@pytest.mark.parametrize("stored", [{"beta": "many"}, {"guard": None}, {"candidates": "all"}, {"beta": float("nan")},
+                                    {"candidates": 0}])
+def test_a_damaged_stored_blend_is_a_user_error(stored):
+    with pytest.raises(UserError, match="stored blend is damaged"):
+        ranking.Blend.from_dict({"beta": 0.5, "candidates": 100, **stored})

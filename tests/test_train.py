@@ -111,10 +111,12 @@ def test_the_preset_adam_is_lazy_for_large_tables_and_a_named_optimizer_is_kept(
     assert trainer.optimizer_for(TINY_CONFIG, prep) == "lazyadam"
     named = replace(TINY_CONFIG, optimizer="adam")
     assert trainer.optimizer_for(named, prep) == "adam"  # what the user named is what trains
-    # A run trained with the switch records the optimiser it used.
+    # A run trained with the switch trains with LazyAdam and records it.
+    made = []
+    monkeypatch.setattr(trainer, "make_optimizer", lambda name, *a: made.append(name) or optim.make_optimizer(name, *a))
     config = replace(TINY_CONFIG, epochs=1, seed=5)
     result = train(config, prep=prep)
-    assert result.run.info["optimizer"] == "lazyadam"
+    assert made == ["lazyadam"] and result.run.info["optimizer"] == "lazyadam"
 
 
 def test_lazy_adam_leaves_the_rows_a_batch_did_not_use_where_adam_moves_them():
