@@ -17,6 +17,10 @@ Per user (one query, at the user's latest rating before the part; rated movies l
 """
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 KS = (1, 5, 10, 50, 100)
@@ -72,14 +76,38 @@ def pair_ranks(query: np.ndarray, candidates: np.ndarray, positives: np.ndarray,
 
 def top_k_excluding(scores: np.ndarray, exclude: list[np.ndarray], k: int) -> np.ndarray:
     """Indices of the k best columns per row, best first; -1 pads rows with fewer left."""
-    scores = np.array(scores, np.float32 if scores.dtype == np.float32 else np.float64)
+    # One negated copy: the excluded columns go to +inf, and the smallest come first.
+    cost = np.negative(scores, dtype=np.float32 if scores.dtype == np.float32 else np.float64)
     for row, cols in enumerate(exclude):
-        scores[row, cols] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
-    top = np.take_along_axis(part, order, 1)
-    return np.where(np.isneginf(np.take_along_axis(scores, top, 1)), -1, top)
+        cost[row, cols] = np.inf
+    k = min(k, cost.shape[1])
+    if cost.size < PARALLEL_CELLS or len(cost) < 2:
+        return _top_k(cost, k)
+    # NumPy's partition releases the GIL: row blocks on every core (the choices after
+    # training rank [users, movies] matrices dozens of times).
+    blocks = np.array_split(cost, min(_threads(), len(cost)))
+    return np.vstack(list(_pool().map(lambda block: _top_k(block, k), blocks)))
+
+
+PARALLEL_CELLS = 1 << 18  # from this many scores on, top_k_excluding splits its rows over threads
+
+
+def _top_k(cost: np.ndarray, k: int) -> np.ndarray:
+    """`top_k_excluding` of an already negated, excluded block."""
+    part = np.argpartition(cost, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(part, np.argsort(np.take_along_axis(cost, part, 1), axis=1, kind="stable"), 1)
+    return np.where(np.isposinf(np.take_along_axis(cost, top, 1)), -1, top)
+
+
+def _threads() -> int:
+    """Cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """One thread pool for the process, made when first needed."""
+    return ThreadPoolExecutor(_threads(), thread_name_prefix="top-k")
 
 
 def recall_per_user(top: np.ndarray, relevant: list[np.ndarray], k: int) -> np.ndarray:
@@ -158,5 +186,16 @@ def recall_by_activity(recall: np.ndarray, activity: np.ndarray) -> dict[str, fl
 
 def low_share(predicted: np.ndarray, top: np.ndarray, k: int = 10) -> float:
     """Share of the shown top-k movies whose predicted rating is below `LOW` stars."""
+    return low_share_error(predicted, top, k)[0]
+
+
+def low_share_error(predicted: np.ndarray, top: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """`low_share` and its standard error over users: each user's list is one sample (its
+    movies are not independent draws), so the error is that of a ratio of per-user sums."""
     valid = top[:, :k] >= 0
-    return float(np.mean(predicted[:, :k][valid] < LOW)) if valid.any() else float("nan")
+    shown = valid.sum(1)
+    if not shown.any():
+        return float("nan"), float("nan")
+    low = ((predicted[:, :k] < LOW) & valid).sum(1)
+    share = low.sum() / shown.sum()
+    return float(share), float(np.sqrt(((low - share * shown) ** 2).sum()) / shown.sum())

@@ -12,11 +12,16 @@ OPTIMIZERS = ("ranger", "adam", "lazyadam", "adagrad")
 LAZY_ROWS = 50_000
 
 
+def large_tables(rows: int) -> bool:
+    """Whether `rows` id-embedding rows are many enough that work on every row at every
+    step costs more than the batch's own: the model then touches only the batch's rows."""
+    return rows >= LAZY_ROWS
+
+
 def for_tables(name: str, rows: int) -> str:
     """The optimiser a preset's `name` means for a model with `rows` id-embedding rows:
-    Adam becomes LazyAdam from LAZY_ROWS on, where updating every row at every step
-    costs more than the batch's own work; every other name is itself."""
-    return "lazyadam" if name == "adam" and rows >= LAZY_ROWS else name
+    Adam becomes LazyAdam for `large_tables`; every other name is itself."""
+    return "lazyadam" if name == "adam" and large_tables(rows) else name
 
 
 def make_optimizer(name: str, learning_rate: float, decay: float = 1.0, steps_per_epoch: int = 1):

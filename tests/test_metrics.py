@@ -125,6 +125,15 @@ def test_low_share_counts_predictions_below_three_stars_in_shown_slots():
     assert metrics.low_share(predicted, top, k=2) == pytest.approx(1 / 3)
 
 
+def test_low_share_error_treats_each_list_as_one_sample():
+    # Lists with 1, 2 and 0 of 2 movies low: share 3/6; per-list residuals 0, 1, -1.
+    predicted = np.array([[2.0, 4.0], [2.0, 2.5], [4.0, 3.0]])
+    share, error = metrics.low_share_error(predicted, np.zeros((3, 2), int), k=2)
+    assert share == pytest.approx(0.5) and error == pytest.approx(np.sqrt(2) / 6)
+    # Identical lists: no spread at all.
+    assert metrics.low_share_error(np.array([[2.0, 4.0]] * 4), np.zeros((4, 2), int), k=2) == (0.5, 0.0)
+
+
 def test_pair_metrics_are_the_same_in_any_chunking(tiny_run, monkeypatch):
     from recsys import evaluate as ev
     from recsys.checkpoint import load_model

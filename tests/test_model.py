@@ -185,3 +185,44 @@ def test_the_frozen_rating_head_predicts_what_the_keras_head_does(prep, preset):
     expected = head(tf.constant(query), tf.constant(candidate), tf.constant(user, tf.int32), tf.constant(movie, tf.int32),
                     tf.constant(side)).numpy().ravel()
     np.testing.assert_allclose(head.frozen()(query, candidate, user, movie, side), expected, rtol=1e-5, atol=1e-5)
+
+
+def _factor_gradients(model, batch) -> list:
+    """Gradients of one training step's loss (the tasks' plus every penalty) w.r.t. the
+    rating head's factor tables."""
+    tables = [model.rating_head.user_factor.embeddings, model.rating_head.movie_factor.embeddings]
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(batch, training=True) + tf.add_n(model.losses)
+    return tape.gradient(loss, tables)
+
+
+def test_large_tables_pay_the_factor_l2_per_use(prep, monkeypatch):
+    import recsys.model as model_module
+
+    small = build_model(prep, RunConfig())
+    l2, head = small.preset.rating_factor_l2, small.rating_head
+    tables = [head.user_factor.embeddings.numpy(), head.movie_factor.embeddings.numpy()]
+    # Small tables: the penalty is on every row, and reaches every row at every step.
+    assert head.row_l2 == (0.0, 0.0)
+    assert float(tf.add_n(head.user_factor.losses + head.movie_factor.losses)) == pytest.approx(
+        l2 * sum(float(np.sum(t ** 2)) for t in tables), rel=1e-5)
+    batch = _batch(prep)
+    assert not any(isinstance(g, tf.IndexedSlices) for g in _factor_gradients(small, batch))
+
+    monkeypatch.setattr(model_module, "large_tables", lambda rows: True)
+    large = build_model(prep, RunConfig())
+    head = large.rating_head
+    assert head.user_factor.losses == [] and head.movie_factor.losses == []
+    assert head.row_l2 == pytest.approx((l2 * (prep.spec.n_users + 1), l2 * prep.spec.n_movies))
+    query, candidate = tf.random.normal((3, 64)), tf.random.normal((3, 64))
+    user, movie = tf.constant([0, 1, 1]), tf.constant([3, 4, 5])
+    side = head.user_side(tf.zeros((3, large.preset.context_size)))
+    head(query, candidate, user, movie, side)
+    assert head.losses == []  # serving adds nothing
+    head(query, candidate, user, movie, side, training=True)
+    u = head.user_factor.embeddings.numpy()[[0, 1, 1]]
+    m = head.movie_factor.embeddings.numpy()[[3, 4, 5]]
+    expected = head.row_l2[0] * np.mean(np.sum(u ** 2, 1)) + head.row_l2[1] * np.mean(np.sum(m ** 2, 1))
+    assert len(head.losses) == 1 and float(head.losses[0]) == pytest.approx(expected, rel=1e-5)
+    # Only the batch's rows get a gradient: no dense update of the whole table.
+    assert all(isinstance(g, tf.IndexedSlices) for g in _factor_gradients(large, batch))

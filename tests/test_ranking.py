@@ -79,7 +79,7 @@ def test_choose_picks_the_best_recall_plus_liked_recall_and_prefers_the_simpler_
     top, retrieval, predicted = _lists(2, 3.0, 30, 5.0)
     hit = [np.array([30]), np.array([30])]
     blend, grid = ranking.choose(top, retrieval, predicted, hit, hit, k=10)
-    assert grid["0@50"] == [0.0, 0.0, 0.0] and grid[blend.key()] == [1.0, 1.0, 0.0]
+    assert grid["0@50"] == [0.0, 0.0, 0.0, 0.0] and grid[blend.key()] == [1.0, 1.0, 0.0, 0.0]
     perfect = [(b, g, c) for b in ranking.BETAS for g in ranking.GUARDS for c in ranking.CANDIDATES
                if grid[ranking.Blend(b, c, g).key()][:2] == [1.0, 1.0]]
     assert (blend.beta, blend.guard, blend.candidates) == min(perfect)
@@ -92,9 +92,27 @@ def test_choose_keeps_the_share_of_movies_predicted_below_three_stars_under_the_
     top, retrieval, predicted = _lists(20, 4.0, 0, 2.0)
     watched, liked = [np.array([0])] * 20, [np.array([], int)] * 20
     blend, grid = ranking.choose(top, retrieval, predicted, watched, liked, k=10)
-    assert grid["0@50"] == [1.0, pytest.approx(float("nan"), nan_ok=True), 0.1]
-    assert grid[blend.key()][2] <= ranking.MAX_LOW_SHARE and grid[blend.key()][0] == 0.0
+    # Every list shows the same one low movie: the share has no spread, its bound is itself.
+    assert grid["0@50"] == [1.0, pytest.approx(float("nan"), nan_ok=True), 0.1, 0.1]
+    assert grid[blend.key()][3] <= ranking.MAX_LOW_SHARE and grid[blend.key()][0] == 0.0
     assert blend.beta > 0 or blend.guard > 0
+
+
+def test_choose_wants_the_share_under_the_limit_with_its_standard_error_to_spare():
+    # 5 users who each watched their best-retrieved movie; for 2 of them the rating head
+    # predicts it at 2 stars. The retrieval order shows 4% predicted low, under the 5% limit,
+    # but it rests on 2 lists of 5: its one-sided 95% bound (7.6%) is over the limit. The
+    # rule takes a blend that pushes those two out (recall 0.6, nothing predicted low).
+    n = max(ranking.CANDIDATES)
+    top, retrieval = np.tile(np.arange(n), (5, 1)), np.tile(np.linspace(10, 0, n), (5, 1))
+    predicted = np.full((5, n), 4.0)
+    predicted[:2, 0] = 2.0
+    watched, liked = [np.array([0])] * 5, [np.array([], int)] * 5
+    blend, grid = ranking.choose(top, retrieval, predicted, watched, liked, k=10)
+    recall, _, share, bound = grid["0@50"]
+    assert (recall, share) == (1.0, 0.04) and bound == pytest.approx(0.04 + ranking.LOW_SHARE_Z * np.sqrt(1.2) / 50,
+                                                                     abs=1e-5)
+    assert grid[blend.key()][0] == pytest.approx(0.6) and grid[blend.key()][2:] == [0.0, 0.0]
 
 
 def test_unknown_order_is_a_user_error():
