@@ -303,7 +303,8 @@ class MultiTaskModel(tfrs.Model):
 
         The optimizer sums the replicas' gradients (an all-reduce), so each replica's
         loss must be its share of the one-process loss (`_replica_losses`), and each adds
-        1/replicas of the L2 penalty, which every replica computes on the same weights.
+        1/replicas of the L2 penalties: a whole-table one is the same on every replica, and
+        a per-use one (`row_l2`) is a mean over the replica's equal part of the batch.
         What it returns is the same on every replica, and needs no further collective:
         the task losses are all-reduced before every replica adds them to its own epoch
         means, so each replica's means are those of one process.
