@@ -29,6 +29,7 @@ UNSEEN_KS = (10, 100)
 LIKED = 4.0  # stars from which a rating counts as "liked"
 LOW = 3.0  # predicted stars below which a recommendation reads as "you won't like it"
 ACTIVITY = ("light", "medium", "heavy")
+PARALLEL_CELLS = 1 << 18  # from this many scores on, top_k_excluding splits its rows over threads
 PAIR_KEYS = ("rmse",) + tuple(f"top_{k}_accuracy" for k in KS) + tuple(f"top_{k}_accuracy_unseen" for k in UNSEEN_KS)
 USER_KEYS = (tuple(f"recall_at_{k}" for k in RECALL_KS) + tuple(f"liked_recall_at_{k}" for k in RECALL_KS)
              + ("hr_at_10", "ndcg_at_10", "coverage_at_10", "novelty_at_10", "mean_popularity_at_10",
@@ -87,9 +88,6 @@ def top_k_excluding(scores: np.ndarray, exclude: list[np.ndarray], k: int) -> np
     # training rank [users, movies] matrices dozens of times).
     blocks = np.array_split(cost, min(_threads(), len(cost)))
     return np.vstack(list(_pool().map(lambda block: _top_k(block, k), blocks)))
-
-
-PARALLEL_CELLS = 1 << 18  # from this many scores on, top_k_excluding splits its rows over threads
 
 
 def _top_k(cost: np.ndarray, k: int) -> np.ndarray:

@@ -147,3 +147,23 @@ def test_pair_metrics_are_the_same_in_any_chunking(tiny_run, monkeypatch):
     chunked = ev.evaluate(scores, prep, "val", full=False), ev.full_softmax_loss(scores, positives, 0.5)
     assert chunked[0] == whole[0]
     assert chunked[1] == pytest.approx(whole[1], rel=1e-6)
+
+
+def test_top_k_excluding_splits_a_large_matrix_over_threads_with_the_same_lists(monkeypatch):
+    # 600 x 1000 scores (over PARALLEL_CELLS): rounded to create ties, some rows with
+    # nearly every column excluded so they pad with -1.
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=(600, 1000)), 1).astype(np.float32)
+    exclude = [rng.choice(1000, 995 if row % 50 == 0 else 20, replace=False) for row in range(600)]
+    assert scores.size >= metrics.PARALLEL_CELLS
+    calls = []
+    real = metrics._top_k
+    monkeypatch.setattr(metrics, "_top_k", lambda cost, k: calls.append(len(cost)) or real(cost, k))
+    got = metrics.top_k_excluding(scores, exclude, 100)
+    assert len(calls) == min(metrics._threads(), 600) and sum(calls) == 600
+    # Brute force: a stable full sort of each row, excluded columns dropped.
+    for row in range(600):
+        allowed = np.setdiff1d(np.arange(1000), exclude[row])
+        best = allowed[np.argsort(-scores[row, allowed], kind="stable")][:100]
+        np.testing.assert_array_equal(scores[row, got[row][got[row] >= 0]], scores[row, best])
+        assert (got[row] >= 0).sum() == len(best) and set(got[row][got[row] >= 0]) <= set(allowed)
