@@ -107,7 +107,11 @@ def test_per_user_items_and_first_items():
 
 
 @pytest.mark.parametrize("size", [1, 3, 10])
-def test_session_width_never_exceeds_its_size(size):
+def test_the_session_is_dense_at_its_size_and_padded_past_the_history(size):
+    # User 0 has 5 ratings, user 1 has 2, user 2 none: every row is `size` wide.
     tl = Timeline.of(_part(), n_users=3)
-    ids, _ = _session(tl, tl.pointers(np.array([0, 1]), None), size)
-    assert ids.shape[1] <= size
+    ids, stars = _session(tl, tl.pointers(np.array([0, 1, 2]), None), size)
+    assert ids.shape == stars.shape == (3, size)
+    for row, count in enumerate((5, 2, 0)):
+        assert (ids[row, :count] != PADDING).all() and (ids[row, count:] == PADDING).all()
+        assert (stars[row, count:] == 0).all()
