@@ -103,10 +103,8 @@ def test_choose_wants_the_share_under_the_limit_with_its_standard_error_to_spare
     # predicts it at 2 stars. The retrieval order shows 4% predicted low, under the 5% limit,
     # but it rests on 2 lists of 5: its one-sided 95% bound (7.6%) is over the limit. The
     # rule takes a blend that pushes those two out (recall 0.6, nothing predicted low).
-    n = max(ranking.CANDIDATES)
-    top, retrieval = np.tile(np.arange(n), (5, 1)), np.tile(np.linspace(10, 0, n), (5, 1))
-    predicted = np.full((5, n), 4.0)
-    predicted[:2, 0] = 2.0
+    top, retrieval, predicted = _lists(5, 4.0, 0, 2.0)
+    predicted[2:, 0] = 4.0
     watched, liked = [np.array([0])] * 5, [np.array([], int)] * 5
     blend, grid = ranking.choose(top, retrieval, predicted, watched, liked, k=10)
     recall, _, share, bound = grid["0@50"]
