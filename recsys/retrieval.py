@@ -52,15 +52,25 @@ class DistinctCandidateRetrieval(tf.keras.layers.Layer):
         The queries may be a part of the batch whose distinct movies `candidates` and
         `counts` describe: a tf.distribute replica's rows of the global batch.
         """
-        logits = tf.linalg.matmul(query, candidates, transpose_b=True)
+        # Every step of the [B, U] matrix's path is a pass over B x U numbers, forward and
+        # backward, and they are what a large batch pays for: the temperature scales the
+        # queries, the logQ correction and the counts are one [U] bias, and the positive's
+        # logit is its own dot product, so the matrix sees one add and the logsumexp.
         if self.temperature != 1.0:
-            logits = logits / self.temperature
+            query = query / self.temperature
+        logits = tf.linalg.matmul(query, candidates, transpose_b=True)
+        bias = tf.math.log(tf.cast(counts, logits.dtype))
+        positive_logit = tf.reduce_sum(query * tf.gather(candidates, positive), axis=1)
         if sampling_probability is not None:
             # The same clipping as tfrs.layers.loss.SamplingProbablityCorrection.
-            logits = logits - tf.math.log(tf.clip_by_value(sampling_probability, 1e-6, 1.0))[None, :]
-        log_counts = tf.math.log(tf.cast(counts, logits.dtype))[None, :]
+            log_q = tf.math.log(tf.clip_by_value(sampling_probability, 1e-6, 1.0))
+            bias -= log_q
+            positive_logit -= tf.gather(log_q, positive)
+        total = tf.reduce_logsumexp(logits + bias[None, :], axis=1)  # log sum_j count_j e^logit_j
         if self.remove_accidental_hits:
-            # Other rows of the same movie are masked out: the positive column counts once.
-            log_counts = log_counts * (1.0 - tf.one_hot(positive, tf.shape(candidates)[0], dtype=logits.dtype))
-        positive_logit = tf.gather(logits, positive, batch_dims=1)
-        return tf.reduce_logsumexp(logits + log_counts, axis=1) - positive_logit
+            # Other rows of the positive's movie are masked out, so its column counts once:
+            # take (count - 1) e^positive out of the sum. That is below (count - 1) / count
+            # of it, so the log1p's argument stays above -1.
+            extra = tf.cast(tf.gather(counts, positive), logits.dtype) - 1.0
+            total += tf.math.log1p(-extra * tf.exp(positive_logit - total))
+        return total - positive_logit

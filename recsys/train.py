@@ -80,7 +80,11 @@ def _batches(prep: Prepared, preset: Preset, seed: int, shard: int = 0, shards: 
     # `fit` returned stalled for up to 19 s in about half of the runs (README, Benchmarks).
     options = tf.data.Options()
     options.autotune.enabled = False
-    batches = orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size=preset.batch_size))
+    # A batch is a slice of the epoch's order: `from_tensor_slices(order).batch` yields and
+    # stacks its rows one by one, 1,024 iterator steps a batch on the cores the model trains on.
+    size = preset.batch_size
+    batches = orders.flat_map(
+        lambda order: tf.data.Dataset.range(0, n, size).map(lambda start: order[start:start + size]))
     if shards > 1:
         batches = batches.map(lambda rows: rows[tf.shape(rows)[0] * shard // shards:
                                                 tf.shape(rows)[0] * (shard + 1) // shards])
@@ -222,6 +226,15 @@ def train(config: RunConfig, prep: Prepared | None = None, progress: ProgressFn 
     return TrainResult(runs.load(rid), cached=False)
 
 
+# Training steps per call into TensorFlow: each call costs about a millisecond of Python
+# and dispatch, a tenth of a step at ML-100K. Nothing here acts between a call's steps
+# (the callbacks act at epoch ends), and an epoch's last call runs only its remaining steps.
+# tf.distribute workers keep one step a call: inside the loop, the all-gather of a
+# worker's batch met another worker's gather of a different step ("shape mismatch in the
+# collective instance", expected [192] against [1024] at an epoch's short last batch).
+STEPS_PER_EXECUTION = 8
+
+
 def optimizer_for(config: RunConfig, prep: Prepared) -> str:
     """The optimiser a run trains with: the one the user named, else the preset's for these
     tables (`optim.for_tables`: its Adam is LazyAdam for large catalogues)."""
@@ -242,7 +255,7 @@ def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None,
         steps = -(-len(prep.train["user"]) // preset.batch_size)  # global batches: the same schedule
         optimizer = make_optimizer(optimizer_for(config, prep), preset.learning_rate, preset.learning_rate_decay,
                                    steps)
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION if worker is None else 1)
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress, worker)
     batches = (_batches(prep, preset, config.seed) if worker is None
                else worker.distribute(lambda shard, shards: _batches(prep, preset, config.seed, shard, shards)))

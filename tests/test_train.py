@@ -138,3 +138,22 @@ def test_lazy_adam_leaves_the_rows_a_batch_did_not_use_where_adam_moves_them():
                 after_first = table.numpy()[0].copy()
         moved[name] = not np.allclose(table.numpy()[0], after_first)
     assert moved == {"adam": True, "lazyadam": False}
+
+
+def test_each_epoch_serves_every_training_row_once_in_a_fresh_order(prep):
+    from recsys.train import _batches
+
+    preset = replace(TINY_CONFIG.resolved_preset(), batch_size=50)
+    n = len(prep.train["user"])
+    steps = -(-n // 50)
+    assert n % 50, "the tiny set must leave a short last batch"
+    rows = np.stack([prep.train["user"], prep.train["movie"]], axis=1)
+    epochs = []
+    for batch in _batches(prep, preset, 42).take(2 * steps):
+        epochs.append(np.stack([batch["user"].numpy(), batch["movie"].numpy()], axis=1))
+    sizes = [len(b) for b in epochs]
+    assert sizes[:steps] == [50] * (steps - 1) + [n % 50] and sizes[steps:] == sizes[:steps]
+    first, second = np.concatenate(epochs[:steps]), np.concatenate(epochs[steps:])
+    for served in (first, second):  # (user, movie) pairs are distinct, so they name rows
+        np.testing.assert_array_equal(np.unique(served, axis=0), np.unique(rows, axis=0))
+    assert not np.array_equal(first, second)
