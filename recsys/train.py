@@ -295,6 +295,7 @@ def _fit_and_store(config: RunConfig, prep: Prepared, rid: str, folder, progress
             "taste": user_taste.to_dict(), "taste_validation": taste_grid,
             "blend": blend.to_dict(), "blend_validation": blend_grid, "validation": val_metrics,
             "new_user": new_user_taste.to_dict(), "new_user_validation": new_user_grid,
+            "item_item_l2": None if model.item_item is None else round(model.item_item.fitted_l2, 1),
             **(worker.info if worker is not None else {})}
     counts = np.bincount(prep.train["movie"], minlength=prep.spec.n_movies)
     annoy_index.build(folder, candidates, list(prep.spec.movie_ids),

@@ -32,12 +32,19 @@ def test_the_layer_fits_eases_weights_and_the_scores_scale():
     part = {"user": np.nonzero(X)[0], "movie": np.nonzero(X)[1]}
     layer = itemitem.ItemItem(X.shape[1], 2.0)
     layer.fit(part, X.shape[0])
-    b = itemitem.ease_weights(X.copy(), 2.0)
+    assert layer.fitted_l2 == pytest.approx(2.0 * (12 / 4) / (72_000 / 1_682))  # 12 ratings of 4 movies
+    b = itemitem.ease_weights(X.copy(), layer.fitted_l2)
     np.testing.assert_allclose(layer.b.numpy(), b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(layer.scale.numpy()), (X @ b).std(), rtol=1e-5)
     rated = [np.flatnonzero(row) for row in X]
     np.testing.assert_allclose(layer.scores(rated), X @ b / (X @ b).std(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer(X.astype(np.float32)).numpy(), layer.scores(rated), rtol=1e-5, atol=1e-5)
+
+
+def test_the_l2_grows_with_the_ratings_per_movie_and_is_the_presets_on_ml100k():
+    assert itemitem.scaled_l2(300.0, 72_000, 1_682) == 300.0  # exactly: ML-100K's runs are unchanged
+    assert itemitem.scaled_l2(300.0, 720_000, 2_500) == pytest.approx(300.0 * 288 / (72_000 / 1_682))
+    assert itemitem.scaled_l2(300.0, 144_000, 1_682) == pytest.approx(600.0)
 
 
 def test_large_catalogues_and_l2_zero_go_without_it():
@@ -53,8 +60,9 @@ def test_a_trained_run_stores_the_fitted_part_and_reloads_it(_tiny_session):
     stored = read_weights(run)
     assert stored["item_item/b"].shape == (prep.spec.n_movies, prep.spec.n_movies)
     x = itemitem.interactions(prep.train, prep.spec.n_users, prep.spec.n_movies)
-    np.testing.assert_allclose(stored["item_item/b"], itemitem.ease_weights(x, run.preset.item_item_l2),
-                               rtol=1e-4, atol=1e-5)
+    l2 = itemitem.scaled_l2(run.preset.item_item_l2, len(prep.train["user"]), prep.spec.n_movies)
+    assert run.info["item_item_l2"] == pytest.approx(l2, abs=0.05)  # the run says what it fitted with
+    np.testing.assert_allclose(stored["item_item/b"], itemitem.ease_weights(x, l2), rtol=1e-4, atol=1e-5)
     model = load_model(run, prep)
     np.testing.assert_array_equal(model.item_item.b.numpy(), stored["item_item/b"])
     assert float(model.item_item.scale.numpy()) == pytest.approx(float(stored["item_item/scale"]))
