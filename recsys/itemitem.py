@@ -74,6 +74,7 @@ class ItemItem(tf.keras.layers.Layer):
         self.l2 = float(l2)
         self.b = self.add_weight(name="b", shape=(n_movies, n_movies), initializer="zeros", trainable=False)
         self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=False)
+        self.fitted_l2: float | None = None  # set by `fit`; a reloaded part carries B, not its L2
 
     def fit(self, train: dict[str, np.ndarray], n_users: int) -> None:
         """Fit B in closed form on the training part (L2 `scaled_l2` to its density), and the

@@ -171,14 +171,24 @@ def _user_counts(rng: np.random.Generator, sizes: Sizes) -> np.ndarray:
 def _favourites(rng: np.random.Generator, genres: np.ndarray, n_users: int) -> np.ndarray:
     """[users, 2] genre indices: each user's favourite genres, drawn by how many movies
     have them; a user with one favourite holds it twice."""
-    share = genres.sum(axis=0) / genres.sum()
+    per_genre = genres.sum(axis=0)
+    # A catalogue of a movie or two may have no genres at all: then any genre, alike.
+    share = per_genre / per_genre.sum() if per_genre.any() else np.full(len(per_genre), 1 / len(per_genre))
     first = rng.choice(len(share), size=n_users, p=share)
     second = np.where(rng.random(n_users) < 0.5, first, rng.choice(len(share), size=n_users, p=share))
     return np.stack([first, second], axis=1)
 
 
-def _draw(rng: np.random.Generator, user: np.ndarray, popularity: np.ndarray, genres: np.ndarray,
-          favourite: np.ndarray) -> np.ndarray:
+def _pools(popularity: np.ndarray, genres: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(movies, their cumulative popularity) to draw from: one per genre, then the whole
+    catalogue (index -1). A genre no movie has (tiny catalogues) draws from the whole catalogue."""
+    everything = np.arange(len(popularity))
+    pools = [np.flatnonzero(genres[:, g]) for g in range(genres.shape[1])]
+    pools = [pool if len(pool) else everything for pool in pools] + [everything]
+    return [(pool, np.cumsum(popularity[pool])) for pool in pools]
+
+
+def _draw(rng: np.random.Generator, user: np.ndarray, pools: list, favourite: np.ndarray) -> np.ndarray:
     """One movie per entry of `user`: from one of the user's favourite genres with
     probability `TASTE`, else from the whole catalogue, by popularity either way."""
     pick = favourite[user, rng.integers(0, 2, len(user))]
@@ -186,10 +196,7 @@ def _draw(rng: np.random.Generator, user: np.ndarray, popularity: np.ndarray, ge
     movie = np.empty(len(user), np.int64)
     for g in np.unique(source):
         at = np.flatnonzero(source == g)
-        pool = np.arange(len(popularity)) if g < 0 else np.flatnonzero(genres[:, g])
-        if len(pool) == 0:  # a genre no movie has (tiny catalogues): the whole catalogue
-            pool = np.arange(len(popularity))
-        cdf = np.cumsum(popularity[pool])
+        pool, cdf = pools[g]
         movie[at] = pool[np.minimum(np.searchsorted(cdf, rng.random(len(at)) * cdf[-1]), len(pool) - 1)]
     return movie
 
@@ -198,13 +205,14 @@ def _pairs(rng: np.random.Generator, counts: np.ndarray, popularity: np.ndarray,
            favourite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, movie) pairs, `counts[u]` per user, movies drawn by `_draw`."""
     n_movies = len(popularity)
+    pools = _pools(popularity, genres)
     chunks: list[np.ndarray] = []  # sorted, disjoint arrays of keys user * n_movies + movie
     need = counts.copy()
     for _ in range(200):
         if not need.any():
             break
         user = np.repeat(np.arange(len(need), dtype=np.int64), need)
-        movie = _draw(rng, user, popularity, genres, favourite)
+        movie = _draw(rng, user, pools, favourite)
         new = np.unique(user * n_movies + movie)
         for chunk in chunks:  # drop pairs drawn before
             if len(chunk):

@@ -60,7 +60,6 @@ def test_power_laws(copy):
     assert per_user.max() > 5 * per_user.median()  # uniform: about 1.3
 
 
-
 def _top_genre_share(ratings: pd.DataFrame, movies: pd.DataFrame) -> float:
     """Mean over users of the share of their ratings that carry their own most-rated genre."""
     genres = movies.set_index(movies.movieId.astype(int)).genres.str.get_dummies()
@@ -77,6 +76,7 @@ def test_users_have_tastes_that_popularity_does_not_explain(copy):
     assert own > _top_genre_share(shuffled, movies) + 0.05  # 0.38 against 0.27 here; no taste: equal
     liked = ratings.rating.astype(float).groupby(ratings.userId).transform("mean")
     assert liked.std() > 0.2  # and users rate differently
+
 
 def test_sessions(copy):
     ratings = copy[2].sort_values(["userId", "timestamp"])
@@ -152,6 +152,15 @@ def test_marker_counts_are_checked(tmp_path):
 def test_impossible_sizes(kwargs, fragment):
     with pytest.raises(UserError, match=re.escape(fragment)):
         synth.Sizes.for_ratings(**kwargs)
+
+
+def test_a_catalogue_whose_movies_have_no_genre_still_gives_users_a_taste(tmp_path):
+    # Seed 58 gives the one movie "(no genres listed)": the favourite genres are then
+    # drawn alike over all genres instead of by a share of zero movies (a NaN before).
+    synth.generate(tmp_path / "c", synth.Sizes(users=3, movies=1, ratings=3, seed=58))
+    movies = pd.read_csv(tmp_path / "c" / "movies.csv")
+    assert movies.genres.tolist() == [synth.NO_GENRES]
+    assert len(pd.read_csv(tmp_path / "c" / "ratings.csv")) == 3
 
 
 @pytest.mark.parametrize("ratings", [5, 7, 1_000, 54_321])
