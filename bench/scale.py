@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.measure import replace_section, run_child
+
 OUT = Path(__file__).parent
 SIZES = (100_000, 1_000_000, 10_000_000, 25_000_000)
 BEGIN, END = "<!-- scale -->", "<!-- /scale -->"  # bench/results.md's scale section
@@ -36,6 +38,9 @@ def log(msg: str) -> None:
 def child(path: str, epochs: int, full: bool) -> dict:
     """In a fresh process: load, prepare and train on the copy at `path`; measure each step."""
     os.environ["RECSYS_ARTIFACTS"] = tempfile.mkdtemp(prefix="scale-")
+    from recsys.threads import for_training
+
+    for_training()  # as `python -m recsys train` runs
     from recsys import data, index
     from recsys.config import RunConfig
     from recsys.prepare import prepare_from
@@ -74,7 +79,6 @@ def child(path: str, epochs: int, full: bool) -> dict:
 
 
 def _run_child(path: str, epochs: int, full: bool = False) -> dict:
-    from bench.measure import run_child
 
     args = ["-m", "bench.scale", "--child", path, "--epochs", str(epochs)] + (["--full"] if full else [])
     result = run_child(args, {"TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -149,10 +153,7 @@ def write(r: dict) -> None:
     """Store the results and replace the scale section of bench/results.md."""
     (OUT / "scale.json").write_text(json.dumps(r, indent=2, default=float))
     md = OUT / "results.md"
-    text = md.read_text() if md.exists() else ""
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + text[text.index(END) + len(END):].lstrip("\n")
-    md.write_text(text.rstrip("\n") + "\n\n" + markdown(r))
+    replace_section(md, BEGIN, END, markdown(r))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from recsys import threads
 from recsys.datasets import NAMES as DATASET_NAMES
 from recsys.errors import UserError
 from recsys.split import DEFAULT_SEED
@@ -301,6 +302,7 @@ def _print_human(out) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the process exit code."""
+    threads.for_training()  # before TensorFlow starts: training is what this process may do
     try:
         args = build_parser().parse_args(argv)
         out = COMMANDS[args.command](args)

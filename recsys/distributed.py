@@ -20,7 +20,7 @@ On N machines, or under Ray Train, each host runs `run_worker` itself with its o
 TF_CONFIG (README, Training on tf.distribute).
 
 What makes the N-worker run the one-process run: the same global batch (each worker takes
-a contiguous share of every batch, `recsys.train._batches`), the loss of each replica is
+a contiguous share of every batch, `recsys.train.training_batches`), the loss of each replica is
 its share of the global batch's loss and the optimizer sums the gradients
 (`recsys.model.MultiTaskModel._replica_train_step`), the retrieval softmax sees the global
 batch's distinct movies, and worker 0's validation decides the best epoch and early
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable
 
 from recsys.errors import UserError
+from recsys.threads import cores, for_training
 
 EVENT = "@recsys-event "  # prefix of the lines the workers and the group print for the launcher
 CONNECT_SECONDS = 300.0  # every worker up and connected (TensorFlow's start is slow on a busy machine)
@@ -260,11 +261,7 @@ def tf_config(ports: list[int], index: int) -> dict:
 
 def _threads_per_worker(workers: int) -> int:
     """The machine's cores shared out: N local workers never ask for more threads than cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // workers)
+    return max(1, cores() // workers)
 
 
 def _describe_exit(code: int) -> str:
@@ -498,6 +495,7 @@ def run_worker(config, data_path: str | None = None, progress: Callable | None =
             raise UserError(f"workers={config.workers} needs TF_CONFIG in each worker's environment")
         if cluster_size(text) != config.workers:
             raise UserError(f"TF_CONFIG names {cluster_size(text)} workers, but the run asks for {config.workers}")
+    for_training()  # where `threads` below does not set the pools
     import tensorflow as tf
 
     if threads:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
-from recsys import fsutil, limits, paths, runs
+from recsys import fsutil, limits, paths, runs, threads
 from recsys.config import RunConfig
 from recsys.errors import UserError
 
@@ -365,6 +365,7 @@ def _yield_cpu() -> None:
 
 def run_worker() -> None:
     """The worker process: train queued requests one at a time; exit when none is left."""
+    threads.for_training()
     _dir().mkdir(parents=True, exist_ok=True)
     fd = _take_worker_lock()
     if fd is None:  # another worker is alive: it will see our requests

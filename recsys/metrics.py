@@ -18,10 +18,11 @@ Per user (one query, at the user's latest rating before the part; rated movies l
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from recsys.threads import cores
 
 KS = (1, 5, 10, 50, 100)
 RECALL_KS = (10, 100)
@@ -86,7 +87,7 @@ def top_k_excluding(scores: np.ndarray, exclude: list[np.ndarray], k: int) -> np
         return _top_k(cost, k)
     # NumPy's partition releases the GIL: row blocks on every core (the choices after
     # training rank [users, movies] matrices dozens of times).
-    blocks = np.array_split(cost, min(_threads(), len(cost)))
+    blocks = np.array_split(cost, min(cores(), len(cost)))
     return np.vstack(list(_pool().map(lambda block: _top_k(block, k), blocks)))
 
 
@@ -97,15 +98,10 @@ def _top_k(cost: np.ndarray, k: int) -> np.ndarray:
     return np.where(np.isposinf(np.take_along_axis(cost, top, 1)), -1, top)
 
 
-def _threads() -> int:
-    """Cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
     """One thread pool for the process, made when first needed."""
-    return ThreadPoolExecutor(_threads(), thread_name_prefix="top-k")
+    return ThreadPoolExecutor(cores(), thread_name_prefix="top-k")
 
 
 def recall_per_user(top: np.ndarray, relevant: list[np.ndarray], k: int) -> np.ndarray:

@@ -261,7 +261,7 @@ class MultiTaskModel(tfrs.Model):
         """This replica's shares of the global batch's rating and retrieval losses.
 
         Each replica holds a contiguous part of the global batch (recsys/train.py,
-        `_batches`), so gathering the parts' movies in replica order gives the global
+        `training_batches`), so gathering the parts' movies in replica order gives the global
         batch's movies in the one-process order. The retrieval softmax of every query
         then runs over the global batch's distinct movies with their global counts, as
         in one process (each replica embeds those movies with its own copy of the
@@ -276,7 +276,7 @@ class MultiTaskModel(tfrs.Model):
         # own, which all_gather needs: tf.identity makes one on the replica's device.)
         everyone = ctx.all_gather(tf.identity(movie), axis=0)
         n, replica, replicas = tf.shape(everyone)[0], ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
-        start, end = n * replica // replicas, n * (replica + 1) // replicas  # the rows `_batches` gave this replica
+        start, end = n * replica // replicas, n * (replica + 1) // replicas  # the rows `training_batches` gave this replica
         tf.debugging.assert_equal(tf.shape(movie)[0], end - start, "a replica's rows are not its share of the batch")
         global_size = tf.cast(n, tf.float32)
         distinct, rows, counts = tf.unique_with_counts(everyone)

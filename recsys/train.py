@@ -42,7 +42,7 @@ class TrainResult:
 INPUT_KEYS = ("user", "movie", "rating", "timestamp") + POINTER_KEYS
 
 
-def _batches(prep: Prepared, preset: Preset, seed: int, shard: int = 0, shards: int = 1) -> tf.data.Dataset:
+def training_batches(prep: Prepared, preset: Preset, seed: int, shard: int = 0, shards: int = 1) -> tf.data.Dataset:
     """Endless batches of the training part, in a fresh order each epoch, histories gathered.
 
     With `shards` > 1 (tf.distribute workers), share `shard` of each batch: every worker
@@ -244,6 +244,21 @@ def optimizer_for(config: RunConfig, prep: Prepared) -> str:
     return for_tables(preset.optimizer, prep.spec.n_users + 1 + prep.spec.n_movies)
 
 
+def steps_per_epoch(config: RunConfig, prep: Prepared) -> int:
+    """Batches in an epoch (global batches under tf.distribute: the same schedule)."""
+    return -(-len(prep.train["user"]) // config.resolved_preset().batch_size)
+
+
+def compiled_model(config: RunConfig, prep: Prepared, steps_per_execution: int = STEPS_PER_EXECUTION):
+    """A fresh model for `config`, compiled with its optimiser and learning-rate schedule."""
+    preset = config.resolved_preset()
+    model = build_model(prep, config)
+    optimizer = make_optimizer(optimizer_for(config, prep), preset.learning_rate, preset.learning_rate_decay,
+                               steps_per_epoch(config, prep))
+    model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
+    return model
+
+
 def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None, worker=None) -> tuple:
     """Fit a fresh model: (model, its _EpochEnd, seconds). Under tf.distribute, `worker`
     (recsys/distributed.py) holds the strategy: the model and optimizer are made in its
@@ -251,14 +266,11 @@ def _fit(config: RunConfig, prep: Prepared, folder, progress: ProgressFn | None,
     preset = config.resolved_preset()
     tf.keras.utils.set_random_seed(config.seed)
     with worker.strategy.scope() if worker is not None else contextlib.nullcontext():
-        model = build_model(prep, config)
-        steps = -(-len(prep.train["user"]) // preset.batch_size)  # global batches: the same schedule
-        optimizer = make_optimizer(optimizer_for(config, prep), preset.learning_rate, preset.learning_rate_decay,
-                                   steps)
-        model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION if worker is None else 1)
+        model = compiled_model(config, prep, STEPS_PER_EXECUTION if worker is None else 1)
+    steps = steps_per_epoch(config, prep)
     epoch_end = _EpochEnd(prep, preset.epochs, preset.patience, folder, progress, worker)
-    batches = (_batches(prep, preset, config.seed) if worker is None
-               else worker.distribute(lambda shard, shards: _batches(prep, preset, config.seed, shard, shards)))
+    batches = (training_batches(prep, preset, config.seed) if worker is None
+               else worker.distribute(lambda shard, shards: training_batches(prep, preset, config.seed, shard, shards)))
     start = time.perf_counter()
     model.fit(batches, epochs=preset.epochs, steps_per_epoch=steps, verbose=0,
               callbacks=[_StopOnNonFinite(), epoch_end])

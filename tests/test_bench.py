@@ -44,3 +44,39 @@ def test_the_serving_rounds_combine_as_medians_of_latencies_and_totals_of_counts
     assert combined["error_count"] == 1 and combined["browsers"]["error_count"] == 1
     assert combined["in_server"]["recommend_p95_ms_pooled"] == 3.0  # one slow list in 60 is under the p95
     assert combined["in_server"]["cold_start_lists_ms"] == [9.0] * 3 and combined["sessions"] == 8
+
+
+def test_a_bench_section_replaces_its_own_part_of_the_results_page(tmp_path):
+    from bench.measure import replace_section
+
+    md = tmp_path / "results.md"
+    md.write_text("# Results\n\nkept\n\n<!-- a -->\nold\n<!-- /a -->\n\nafter\n")
+    replace_section(md, "<!-- a -->", "<!-- /a -->", "<!-- a -->\nnew\n<!-- /a -->")
+    text = md.read_text()
+    assert "old" not in text and text.count("<!-- a -->") == 1 and "new" in text
+    assert "kept" in text and "after" in text
+    replace_section(tmp_path / "fresh.md", "<!-- a -->", "<!-- /a -->", "<!-- a -->\nx\n<!-- /a -->")
+    assert "x" in (tmp_path / "fresh.md").read_text()
+
+
+def test_step_variants_get_their_thread_pools_and_compare_as_medians(monkeypatch):
+    from bench import steps
+    from recsys.threads import training_env
+
+    envs, speeds = {}, iter([100.0, 300.0, 100.0, 200.0, 90.0, 210.0, 100.0, 200.0, 300.0] * 2)
+
+    def fake(args, env):
+        variant = args[-1]
+        envs[variant] = env
+        return {"output": {"examples_per_second": next(speeds), "cpu_us_per_example": 10.0}}
+
+    monkeypatch.setattr(steps, "run_child", fake)
+    got = steps.measure(["ml-100k"], rounds=3)["data"]["ml-100k"]["rows"]
+    first, second, third = (got[v] for v in steps.VARIANTS)
+    assert first["examples_per_second"] == 100.0 and second["examples_per_second"] == 200.0
+    assert third["examples_per_second"] == 210.0 and second["speed_up"] == 2.0 and first["cpu_ratio"] == 1.0
+    trainer = [v for v, (_, ours) in steps.VARIANTS.items() if ours]
+    assert trainer and all(envs[v][k] == training_env()[k] for v in trainer for k in training_env())
+    assert all(envs[v]["TF_NUM_INTRAOP_THREADS"] == "0" for v in steps.VARIANTS if v not in trainer)
+    table = steps.markdown({"rounds": 3, "examples": 10, "date": "d", "data": {"ml-100k": {"rows": got}}})
+    assert "| ML-100K | 8 steps a call, TensorFlow's threads | 200 | 2.00 |" in table

@@ -110,13 +110,13 @@ def test_the_workers_shares_make_up_each_one_process_batch(tmp_path):
 
     from tiny import TINY_CONFIG, tiny_prep
 
-    from recsys.train import _batches
+    from recsys.train import training_batches
 
     prep = tiny_prep(tmp_path)
     preset = replace(TINY_CONFIG.resolved_preset(), batch_size=50)  # 432 rows: 8 full batches and 32 rows
     steps = 2 * -(-len(prep.train["user"]) // 50)  # two epochs: the shuffles and the short last batch
-    whole = list(_batches(prep, preset, 42).take(steps))
-    shares = [list(_batches(prep, preset, 42, i, 3).take(steps)) for i in range(3)]
+    whole = list(training_batches(prep, preset, 42).take(steps))
+    shares = [list(training_batches(prep, preset, 42, i, 3).take(steps)) for i in range(3)]
     for step, batch in enumerate(whole):
         for key in ("user", "movie", "rating", "timestamp", "session", "session_rating"):
             parts = [shares[i][step][key].numpy() for i in range(3)]
@@ -135,7 +135,7 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 import numpy as np
 from tiny import TINY_CONFIG, tiny_prep
 from recsys.checkpoint import build_model
-from recsys.train import _batches
+from recsys.train import training_batches
 
 prep = tiny_prep(__import__("pathlib").Path(sys.argv[1]))
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -152,8 +152,8 @@ for weights, reduction, l2 in [((1.0, 1.0), "mean", 1e-3), ((0.3, 1.0), "sum", 0
         two.compile(optimizer=tf.keras.optimizers.SGD(1.0))
     for a, b in zip(two.weights, one.weights):
         a.assign(b)
-    batch = next(iter(_batches(prep, preset, 7)))
-    shares = [next(iter(_batches(prep, preset, 7, i, 2))) for i in range(2)]
+    batch = next(iter(training_batches(prep, preset, 7)))
+    shares = [next(iter(training_batches(prep, preset, 7, i, 2))) for i in range(2)]
     logs_one = one.train_step(batch)
     inputs = strategy.experimental_distribute_values_from_function(lambda c: shares[c.replica_id_in_sync_group])
     per_replica = tf.function(lambda x: strategy.run(two.train_step, args=(x,)))(inputs)

@@ -160,7 +160,7 @@ def test_top_k_excluding_splits_a_large_matrix_over_threads_with_the_same_lists(
     real = metrics._top_k
     monkeypatch.setattr(metrics, "_top_k", lambda cost, k: calls.append(len(cost)) or real(cost, k))
     got = metrics.top_k_excluding(scores, exclude, 100)
-    assert len(calls) == min(metrics._threads(), 600) and sum(calls) == 600
+    assert len(calls) == min(metrics.cores(), 600) and sum(calls) == 600
     # Brute force: a stable full sort of each row, excluded columns dropped.
     for row in range(600):
         allowed = np.setdiff1d(np.arange(1000), exclude[row])

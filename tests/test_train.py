@@ -141,7 +141,7 @@ def test_lazy_adam_leaves_the_rows_a_batch_did_not_use_where_adam_moves_them():
 
 
 def test_each_epoch_serves_every_training_row_once_in_a_fresh_order(prep):
-    from recsys.train import _batches
+    from recsys.train import training_batches
 
     preset = replace(TINY_CONFIG.resolved_preset(), batch_size=50)
     n = len(prep.train["user"])
@@ -149,7 +149,7 @@ def test_each_epoch_serves_every_training_row_once_in_a_fresh_order(prep):
     assert n % 50, "the tiny set must leave a short last batch"
     rows = np.stack([prep.train["user"], prep.train["movie"]], axis=1)
     epochs = []
-    for batch in _batches(prep, preset, 42).take(2 * steps):
+    for batch in training_batches(prep, preset, 42).take(2 * steps):
         epochs.append(np.stack([batch["user"].numpy(), batch["movie"].numpy()], axis=1))
     sizes = [len(b) for b in epochs]
     assert sizes[:steps] == [50] * (steps - 1) + [n % 50] and sizes[steps:] == sizes[:steps]
