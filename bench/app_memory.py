@@ -13,6 +13,11 @@ def rss_mib(field: str) -> float:
 
 
 if __name__ == "__main__":
+    import os
+
+    from recsys.threads import tensorflow_defaults
+
+    os.environ.update(tensorflow_defaults())  # as the app's server starts TensorFlow, not as the bench's trainer
     import streamlit  # noqa: F401  the server process has it loaded too
     from recsys.baselines import cached_metrics
     from recsys.recommend import open_run

@@ -20,10 +20,11 @@ def main(variant: str, seed: int) -> list[float]:
     import numpy as np
 
     from recsys.prepare import prepare
-    from recsys.threads import for_training
+    from recsys.threads import tensorflow_defaults, training_env
 
-    if not variant.startswith("notebook"):  # the notebook's loop runs as the notebook ran it
-        for_training()
+    # Set here, not inherited: the notebook's loop runs as the notebook ran it, a preset as
+    # `python -m recsys train` trains it.
+    os.environ.update(tensorflow_defaults() if variant.startswith("notebook") else training_env())
 
     prep = prepare()
     if variant.startswith("notebook"):

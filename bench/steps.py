@@ -64,13 +64,9 @@ def child(data: str, variant: str) -> dict:
 
 
 def _run_child(data: str, variant: str) -> dict:
-    from recsys.threads import training_env
+    from recsys.threads import tensorflow_defaults, training_env
 
-    env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    if VARIANTS[variant][1]:
-        env.update(training_env())
-    else:  # TensorFlow's defaults, whatever this shell says
-        env.update({key: "0" for key in training_env()})
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", **(training_env() if VARIANTS[variant][1] else tensorflow_defaults())}
     return run_child(["-m", "bench.steps", "--child", data, variant], env)["output"]
 
 
@@ -99,12 +95,14 @@ def _name(data: str) -> str:
 
 def markdown(r: dict) -> str:
     """The steps section of bench/results.md."""
-    head = ["data", "variant", "examples/s", "× first", "CPU µs per example", "CPU × first"]
+    head = ["data", "variant", "examples/s", "× first", "rounds' range", "CPU µs per example", "CPU × first"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for data, d in r["data"].items():
         for variant, row in d["rows"].items():
+            speeds = [s["examples_per_second"] for s in d["samples"][variant]]
             lines.append(f"| {_name(data)} | {variant} | {row['examples_per_second']:,.0f} | {row['speed_up']:.2f} | "
-                         f"{row['cpu_us_per_example']:.1f} | {row['cpu_ratio']:.2f} |")
+                         f"{min(speeds):,.0f}-{max(speeds):,.0f} | {row['cpu_us_per_example']:.1f} | "
+                         f"{row['cpu_ratio']:.2f} |")
     return "\n".join([BEGIN, f"## A training step (`make bench-steps`, {r['date']})\n",
                       f"The default model's `model.fit` over {r['examples']:,} examples per measurement, each "
                       f"variant in a fresh process, the variants alternating; medians of {r['rounds']} rounds. "

@@ -5,9 +5,9 @@ import os
 
 # A training step is some 250 small ops (a batch of 1,024 rows, 32-128 wide). Split over
 # both cores, each op paid more in handing its halves out and back than it saved: one
-# thread per op cut the CPU time per example from about 25 to 19 µs on the synthetic 1M
-# copy (`make bench-steps`). The inter-op pool still runs independent ops (the two towers,
-# the rating head) on every core at once.
+# thread per op cut the CPU time per example from 24.6 to 20.1 µs on the synthetic 1M copy
+# and from 20.9 to 16.9 µs on ML-100K (`make bench-steps`, medians of 5 rounds). The
+# inter-op pool still runs independent ops (the two towers, the rating head) on every core.
 INTRA_OP_THREADS = 1
 
 
@@ -20,6 +20,12 @@ def training_env() -> dict[str, str]:
     """The environment that sets TensorFlow's pools for training: one thread per op, as
     many ops at once as cores. TensorFlow reads it once, when its runtime starts."""
     return {"TF_NUM_INTRAOP_THREADS": str(INTRA_OP_THREADS), "TF_NUM_INTEROP_THREADS": str(cores())}
+
+
+def tensorflow_defaults() -> dict[str, str]:
+    """The same variables set to let TensorFlow choose its pools itself (one thread per
+    core within each op): how the notebook ran, and what benches compare against."""
+    return {key: "0" for key in training_env()}
 
 
 def for_training() -> None:

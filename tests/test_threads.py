@@ -27,3 +27,8 @@ def test_the_command_line_sets_them_before_any_command(monkeypatch, capsys):
         monkeypatch.delenv(key)
     main(["runs", "--json"])
     assert {k: os.environ[k] for k in threads.training_env()} == threads.training_env()
+
+
+def test_tensorflow_defaults_name_the_same_variables_and_let_it_choose():
+    assert set(threads.tensorflow_defaults()) == set(threads.training_env())
+    assert set(threads.tensorflow_defaults().values()) == {"0"}
