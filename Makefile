@@ -55,6 +55,6 @@ screenshots: setup browser
 bench-scale: setup
 	$(PY) -m bench.scale
 
-# A training step's cost, the trainer's choices A/B (each variant in fresh processes, alternating): about 12 minutes.
+# A training step's cost, the trainer's choices A/B (each variant in fresh processes, alternating): about 8 minutes.
 bench-steps: setup
 	$(PY) -m bench.steps

@@ -52,9 +52,10 @@ def child(data: str, variant: str) -> dict:
     steps_per_call, _ = VARIANTS[variant]
     prep = prepare(None if data == ML_100K else data)
     config = RunConfig()
+    preset = config.resolved_preset()
     model = train.compiled_model(config, prep, steps_per_call)
-    batch = config.resolved_preset().batch_size
-    batches = iter(train.training_batches(prep, config.resolved_preset(), config.seed))
+    batch = preset.batch_size
+    batches = iter(train.training_batches(prep, preset, config.seed))
     model.fit(batches, epochs=1, steps_per_epoch=2 * steps_per_call, verbose=0)  # traced here, not timed
     steps = max(steps_per_call, EXAMPLES // batch // steps_per_call * steps_per_call)
     wall, cpu = time.perf_counter(), time.process_time()

@@ -22,7 +22,7 @@ import tensorflow as tf
 # The preset's L2 was chosen on ML-100K's training part (bench/tuning.md, round 5):
 # 72,000 ratings of 1,682 movies. EASE's L2 is weighed against X'X, whose diagonal holds
 # each movie's number of ratings, so it is scaled with the ratings per movie: on the
-# synthetic 1M copy (288 a movie) 300 becomes 2,019, where the EASE baseline's own
+# synthetic 1M copy (288 a movie) 300 becomes 2,018, where the EASE baseline's own
 # validation choice is 2,000 (round 9). ML-100K's random split keeps 300 exactly.
 REFERENCE_PER_MOVIE = 72_000 / 1_682
 MAX_MOVIES = 8000  # an 8,000 x 8,000 inverse takes seconds; ML-20M's 27,000 movies would take hours
