@@ -28,13 +28,18 @@ OUT = Path(__file__).parent
 BEGIN, END = "<!-- steps -->", "<!-- /steps -->"  # bench/results.md's section
 EXAMPLES = 300_000  # per measurement: about 4-5 s of training, after one call to trace
 ML_100K = "ml-100k"  # the default data, wherever `make setup` put it
-# name -> (steps per call into TensorFlow, TensorFlow's own thread pools or the trainer's)
+# name -> (steps per call into TensorFlow, the trainer's thread pools (else TensorFlow's own),
+# the optimiser named (None: the one the trainer picks for the data, `train.optimizer_for`)).
+# Each row changes one thing from the row above it; on ML-100K the last two are the same
+# run twice (the trainer keeps Adam there), which shows the noise between processes.
 VARIANTS = {
-    "1 step a call, TensorFlow's threads": (1, False),
-    "8 steps a call, TensorFlow's threads": (8, False),
-    "8 steps a call, 1 thread per op (the trainer's)": (8, True),
+    "1 step a call, TensorFlow's threads, Adam": (1, False, "adam"),
+    "8 steps a call, TensorFlow's threads, Adam": (8, False, "adam"),
+    "8 steps a call, 1 thread per op, Adam": (8, True, "adam"),
+    "8 steps a call, 1 thread per op, the trainer's optimiser": (8, True, None),
 }
 BASELINE = next(iter(VARIANTS))
+MEDIANS = ("examples_per_second", "cpu_us_per_example")
 
 
 def log(msg: str) -> None:
@@ -49,19 +54,22 @@ def child(data: str, variant: str) -> dict:
     from recsys.config import RunConfig
     from recsys.prepare import prepare
 
-    steps_per_call, _ = VARIANTS[variant]
+    steps_per_call, _, optimizer = VARIANTS[variant]
     prep = prepare(None if data == ML_100K else data)
-    config = RunConfig()
+    config = RunConfig(optimizer=optimizer)
     preset = config.resolved_preset()
     model = train.compiled_model(config, prep, steps_per_call)
     batch = preset.batch_size
-    batches = iter(train.training_batches(prep, preset, config.seed))
+    # The dataset itself, as the trainer passes it: given a Python iterator, Keras wraps it
+    # in a generator dataset, and every batch then crosses into Python and back.
+    batches = train.training_batches(prep, preset, config.seed)
     model.fit(batches, epochs=1, steps_per_epoch=2 * steps_per_call, verbose=0)  # traced here, not timed
     steps = max(steps_per_call, EXAMPLES // batch // steps_per_call * steps_per_call)
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"examples_per_second": steps * batch / wall, "cpu_us_per_example": cpu / (steps * batch) * 1e6}
+    return {"examples_per_second": steps * batch / wall, "cpu_us_per_example": cpu / (steps * batch) * 1e6,
+            "optimizer": train.optimizer_for(config, prep)}
 
 
 def _run_child(data: str, variant: str) -> dict:
@@ -81,7 +89,8 @@ def measure(datas: list[str], rounds: int) -> dict:
                 samples[variant].append(_run_child(data, variant))
                 log(f"{Path(data).name} round {r + 1}/{rounds}, {variant}: "
                     f"{samples[variant][-1]['examples_per_second']:,.0f} examples/s")
-        rows = {v: {key: float(np.median([s[key] for s in got])) for key in got[0]} for v, got in samples.items()}
+        rows = {v: {**{key: float(np.median([s[key] for s in got])) for key in MEDIANS},
+                    "optimizer": got[0].get("optimizer", "")} for v, got in samples.items()}
         base = rows[BASELINE]
         for row in rows.values():
             row["speed_up"] = row["examples_per_second"] / base["examples_per_second"]
@@ -96,14 +105,14 @@ def _name(data: str) -> str:
 
 def markdown(r: dict) -> str:
     """The steps section of bench/results.md."""
-    head = ["data", "variant", "examples/s", "× first", "rounds' range", "CPU µs per example", "CPU × first"]
+    head = ["data", "variant", "optimiser", "examples/s", "× first", "rounds' range", "CPU µs per example", "CPU × first"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for data, d in r["data"].items():
         for variant, row in d["rows"].items():
             speeds = [s["examples_per_second"] for s in d["samples"][variant]]
-            lines.append(f"| {_name(data)} | {variant} | {row['examples_per_second']:,.0f} | {row['speed_up']:.2f} | "
-                         f"{min(speeds):,.0f}-{max(speeds):,.0f} | {row['cpu_us_per_example']:.1f} | "
-                         f"{row['cpu_ratio']:.2f} |")
+            lines.append(f"| {_name(data)} | {variant} | {row['optimizer']} | {row['examples_per_second']:,.0f} | "
+                         f"{row['speed_up']:.2f} | {min(speeds):,.0f}-{max(speeds):,.0f} | "
+                         f"{row['cpu_us_per_example']:.1f} | {row['cpu_ratio']:.2f} |")
     return "\n".join([BEGIN, f"## A training step (`make bench-steps`, {r['date']})\n",
                       f"The default model's `model.fit` over {r['examples']:,} examples per measurement, each "
                       f"variant in a fresh process, the variants alternating; medians of {r['rounds']} rounds. "

@@ -63,21 +63,25 @@ def test_step_variants_get_their_thread_pools_and_compare_as_medians(monkeypatch
     from bench import steps
     from recsys.threads import training_env
 
-    envs, speeds = {}, iter([100.0, 300.0, 100.0, 200.0, 90.0, 210.0, 100.0, 200.0, 300.0] * 2)
+    # Each variant's speeds over the three rounds; the children run round by round.
+    per_variant = [[100.0, 100.0, 90.0], [300.0, 200.0, 90.0], [100.0, 210.0, 210.0], [250.0, 250.0, 400.0]]
+    envs, speeds = {}, iter([v[r] for r in range(3) for v in per_variant])
 
     def fake(args, env):
         variant = args[-1]
         envs[variant] = env
-        return {"output": {"examples_per_second": next(speeds), "cpu_us_per_example": 10.0}}
+        return {"output": {"examples_per_second": next(speeds), "cpu_us_per_example": 10.0,
+                           "optimizer": steps.VARIANTS[variant][2] or "lazyadam"}}
 
     monkeypatch.setattr(steps, "run_child", fake)
     measured = steps.measure(["ml-100k"], rounds=3)
     got = measured["data"]["ml-100k"]["rows"]
-    first, second, third = (got[v] for v in steps.VARIANTS)
+    first, second, third, fourth = (got[v] for v in steps.VARIANTS)
     assert first["examples_per_second"] == 100.0 and second["examples_per_second"] == 200.0
     assert third["examples_per_second"] == 210.0 and second["speed_up"] == 2.0 and first["cpu_ratio"] == 1.0
-    trainer = [v for v, (_, ours) in steps.VARIANTS.items() if ours]
+    assert fourth["examples_per_second"] == 250.0 and fourth["optimizer"] == "lazyadam" and first["optimizer"] == "adam"
+    trainer = [v for v, (_, ours, _) in steps.VARIANTS.items() if ours]
     assert trainer and all(envs[v][k] == training_env()[k] for v in trainer for k in training_env())
     assert all(envs[v]["TF_NUM_INTRAOP_THREADS"] == "0" for v in steps.VARIANTS if v not in trainer)
     table = steps.markdown(measured)
-    assert "| ML-100K | 8 steps a call, TensorFlow's threads | 200 | 2.00 | 90-300 |" in table
+    assert "| ML-100K | 8 steps a call, TensorFlow's threads, Adam | adam | 200 | 2.00 | 90-300 |" in table

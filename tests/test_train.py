@@ -105,6 +105,10 @@ def test_the_preset_adam_is_lazy_for_large_tables_and_a_named_optimizer_is_kept(
     assert optim.for_tables("adam", optim.LAZY_ROWS - 1) == "adam"
     assert optim.for_tables("adam", optim.LAZY_ROWS) == "lazyadam"
     assert optim.for_tables("adagrad", 10 * optim.LAZY_ROWS) == "adagrad"
+    # Id rows (users + the unknown user + movies) of the real datasets: ML-100K keeps the
+    # Adam it was tuned with; ML-1M-sized tables and up go lazy (bench/tuning.md, round 11).
+    assert optim.for_tables("adam", 943 + 1 + 1682) == "adam"
+    assert all(optim.for_tables("adam", n) == "lazyadam" for n in (6040 + 1 + 3706, 138493 + 1 + 26744))
     rows = prep.spec.n_users + 1 + prep.spec.n_movies
     assert trainer.optimizer_for(TINY_CONFIG, prep) == "adam"  # the tiny tables are small
     monkeypatch.setattr(trainer, "for_tables", lambda name, n: optim.for_tables(name, n * optim.LAZY_ROWS // rows))
