@@ -79,7 +79,6 @@ def child(path: str, epochs: int, full: bool) -> dict:
 
 
 def _run_child(path: str, epochs: int, full: bool = False) -> dict:
-
     args = ["-m", "bench.scale", "--child", path, "--epochs", str(epochs)] + (["--full"] if full else [])
     result = run_child(args, {"TF_CPP_MIN_LOG_LEVEL": "3"})
     return {**result["output"], "peak_rss_mib": result["peak_rss_mib"], "wall_seconds": result["wall_seconds"]}

@@ -5,8 +5,8 @@ import os
 
 # A training step is some 250 small ops (a batch of 1,024 rows, 32-128 wide). Split over
 # both cores, each op paid more in handing its halves out and back than it saved: one
-# thread per op cut the CPU time per example from 24.6 to 20.1 µs on the synthetic 1M copy
-# and from 20.9 to 16.9 µs on ML-100K (`make bench-steps`, medians of 5 rounds). The
+# thread per op cuts the CPU time per example by a fifth to a quarter on ML-100K and on the
+# synthetic 1M copy (`make bench-steps`; its figures are in bench/results.md). The
 # inter-op pool still runs independent ops (the two towers, the rating head) on every core.
 INTRA_OP_THREADS = 1
 
